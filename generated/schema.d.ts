@@ -207,7 +207,7 @@ export interface components {
              * @description A disabled webhook receives no events (the test operation still reaches it).
              * @default true
              */
-            enabled: boolean;
+            enabled?: boolean;
             /** @description Signing secret (`whsec_` + base64 of 24 to 64 bytes). When absent on create, the server generates one (`whsec_` + base64 of 32 random bytes); when absent on update, the current secret is kept. */
             secret?: components["schemas"]["WebhookSecret"];
             headers?: components["schemas"]["WebhookHeaders"];
@@ -291,7 +291,7 @@ export interface components {
              * @default body
              * @enum {string}
              */
-            in: "body" | "path" | "query" | "header";
+            in?: "body" | "path" | "query" | "header";
             /** @example must match pattern "^(\*|[a-z0-9][a-z0-9_-]*(\.[a-z0-9][a-z0-9_-]*)*(\.\*)?)$" */
             detail: string;
         };
@@ -668,8 +668,14 @@ export interface operations {
                 content: {
                     "application/json": {
                         openapi: string;
-                        info: Record<string, never>;
-                        paths: Record<string, never>;
+                        info: {
+                            [key: string]: unknown;
+                        };
+                        paths: {
+                            [key: string]: unknown;
+                        };
+                    } & {
+                        [key: string]: unknown;
                     };
                 };
             };

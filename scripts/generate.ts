@@ -18,7 +18,8 @@ export async function generate(outDir: string): Promise<void> {
   rmSync(outDir, { recursive: true, force: true });
   mkdirSync(outDir, { recursive: true });
 
-  const ast = await openapiTS(pathToFileURL(contractPath));
+  // defaultNonNullable off: a property with a default (enabled) may still be omitted by callers.
+  const ast = await openapiTS(pathToFileURL(contractPath), { defaultNonNullable: false });
   writeFileSync(join(outDir, 'schema.d.ts'), `// ${notice}\n${astToString(ast)}`);
 
   const spec30 = contractAs30();
