@@ -1,0 +1,115 @@
+// Builds the service: a Fastify instance whose routes come from openapi/webhooks.yaml through
+// fastify-openapi-glue, bound to handlers by operationId. It opens and migrates the store, and never listens:
+// server/main.ts does that, tests listen on port 0.
+import { randomUUID } from 'node:crypto';
+import fastifyAuth from '@fastify/auth';
+import fastifyCors from '@fastify/cors';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import openapiGlue from 'fastify-openapi-glue';
+import type { Kysely } from 'kysely';
+import { createApiKeyVerifier } from './auth/api-key-verifier.js';
+import { createSecurityHandlers } from './auth/bearer-auth.js';
+import { createJwtVerifier } from './auth/jwt-verifier.js';
+import type { Config } from './config.js';
+import { contract, type ServiceHandlers } from './contract.js';
+import { createAddressGuard } from './delivery/address-guard.js';
+import { createHttpSender } from './delivery/http-sender.js';
+import { createTestSender } from './delivery/test-delivery.js';
+import { registerErrorHandling } from './http/error-handler.js';
+import { serviceHandlers } from './http/service-handlers.js';
+import { registerStrictValidation } from './http/validation.js';
+import { webhookHandlers } from './http/webhook-handlers.js';
+import { ApiKeyStore } from './store/api-keys.js';
+import { migrateToLatest, openDatabase } from './store/database.js';
+import { DeliveryStore } from './store/deliveries.js';
+import type { Database } from './store/schema.js';
+import { WebhookStore } from './store/webhooks.js';
+import './auth/principal.js';
+
+export const serviceName = 'webhooks-api';
+export const serviceVersion = '0.1.0';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The store this app opened; closed when the app closes. */
+    db: Kysely<Database>;
+  }
+}
+
+/** Handlers answer a body or undefined; Fastify needs an explicit send for an empty body. */
+function sendEmptyBodies(handlers: ServiceHandlers) {
+  return Object.fromEntries(
+    Object.entries(handlers).map(([operationId, handler]) => [
+      operationId,
+      async (request: FastifyRequest, reply: FastifyReply) => {
+        const body = await (handler as (rq: FastifyRequest, rp: FastifyReply) => Promise<unknown>)(request, reply);
+        return body === undefined ? reply.send() : body;
+      },
+    ]),
+  );
+}
+
+export async function buildApp(config: Config): Promise<FastifyInstance> {
+  const db = openDatabase(config);
+  try {
+    await migrateToLatest(db);
+  } catch (error) {
+    await db.destroy();
+    throw error;
+  }
+
+  const app = Fastify({
+    logger: {
+      level: config.logLevel,
+      redact: { paths: ['req.headers.authorization', 'req.headers.cookie'], censor: '[redacted]' },
+    },
+    bodyLimit: config.bodyLimit,
+    genReqId: () => randomUUID(),
+  });
+  app.decorate('db', db);
+  app.decorateRequest('principal', null);
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+
+  const guard = createAddressGuard({ allowedCidrs: config.delivery.allowedCidrs });
+  const sender = createHttpSender({
+    guard,
+    timeoutMs: config.delivery.timeoutMs,
+    maxConcurrency: config.delivery.maxConcurrency,
+    maxResponseBytes: config.delivery.maxResponseBytes,
+    userAgent: `${serviceName}/${serviceVersion}`,
+  });
+  app.addHook('onClose', async () => {
+    await sender.close();
+    await db.destroy();
+  });
+
+  registerStrictValidation(app);
+  registerErrorHandling(app);
+  if (config.corsOrigins.length > 0) {
+    await app.register(fastifyCors, {
+      origin: config.corsOrigins.includes('*') ? '*' : config.corsOrigins,
+      exposedHeaders: ['link', 'www-authenticate', 'x-request-id'],
+    });
+  }
+  await app.register(fastifyAuth);
+
+  const handlers: ServiceHandlers = {
+    ...webhookHandlers({
+      webhooks: new WebhookStore(db),
+      checkHost: guard.checkHost,
+      sendTest: createTestSender(sender, new DeliveryStore(db)),
+    }),
+    ...serviceHandlers(db),
+  };
+  await app.register(openapiGlue, {
+    specification: structuredClone(contract),
+    serviceHandlers: sendEmptyBodies(handlers),
+    securityHandlers: createSecurityHandlers(app, {
+      apiKeys: createApiKeyVerifier(new ApiKeyStore(db), config.apiKeyCacheTtlMs),
+      ...(config.jwt ? { jwt: createJwtVerifier(config.jwt) } : {}),
+    }),
+  });
+  return app;
+}

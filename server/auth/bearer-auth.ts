@@ -1,0 +1,52 @@
+// Authentication behind the contract's `bearerAuth` scheme. Two strategies, API keys and JWTs, are composed with
+// @fastify/auth (the first that accepts the token wins); the permission an operation needs is the scope in its
+// security requirement, which fastify-openapi-glue hands to the security handler below. No second list in code.
+import { promisify } from 'node:util';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { apiKeyPrefix } from '../store/api-keys.js';
+import { invalidCredentials, missingCredentials, missingPermission } from '../http/problems.js';
+import type { ApiKeyVerifier } from './api-key-verifier.js';
+import type { JwtVerifier } from './jwt-verifier.js';
+import type { Principal } from './principal.js';
+
+export function bearerToken(request: FastifyRequest): string | undefined {
+  const match = /^Bearer +(\S+) *$/i.exec(request.headers.authorization ?? '');
+  return match?.[1];
+}
+
+type Strategy = (request: FastifyRequest) => Promise<void>;
+
+function strategy(accepts: (token: string) => boolean, verify: (token: string) => Promise<Principal | undefined>) {
+  const run: Strategy = async (request) => {
+    const token = bearerToken(request);
+    if (!token) throw missingCredentials();
+    const principal = accepts(token) ? await verify(token) : undefined;
+    // One answer for every kind of bad token, so callers cannot probe which check failed.
+    if (!principal) throw invalidCredentials();
+    request.principal = principal;
+  };
+  return run;
+}
+
+export interface BearerAuthOptions {
+  apiKeys: ApiKeyVerifier;
+  jwt?: JwtVerifier;
+}
+
+export function createSecurityHandlers(app: FastifyInstance, options: BearerAuthOptions) {
+  const strategies = [strategy((token) => token.startsWith(apiKeyPrefix), options.apiKeys)];
+  if (options.jwt) strategies.push(strategy((token) => !token.startsWith(apiKeyPrefix), options.jwt));
+  const authenticate = promisify(app.auth(strategies, { relation: 'or' })) as (
+    request: FastifyRequest,
+    reply: FastifyReply,
+  ) => Promise<void>;
+
+  return {
+    async bearerAuth(request: FastifyRequest, reply: FastifyReply, scopes: string[]) {
+      await authenticate(request, reply);
+      const held = request.principal?.permissions ?? [];
+      const missing = scopes.filter((scope) => !held.includes(scope));
+      if (missing.length > 0) throw missingPermission(missing);
+    },
+  };
+}

@@ -1,0 +1,99 @@
+// The one place that turns every failure into the contract's problem+json: validation errors from Ajv,
+// Fastify's own client errors (bad JSON, wrong media type, body too large), auth failures reported by
+// fastify-openapi-glue, our HttpProblems, and anything unexpected (logged with the request id, answered 500
+// with no stack trace).
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { ValidationError } from '../contract.js';
+import { HttpProblem, plainProblem, validationProblem } from './problems.js';
+
+type AjvError = {
+  instancePath: string;
+  keyword: string;
+  message?: string;
+  params: Record<string, unknown>;
+};
+
+const locations: Record<string, ValidationError['in']> = {
+  body: 'body',
+  params: 'path',
+  querystring: 'query',
+  headers: 'header',
+};
+const whereText: Record<string, string> = {
+  body: 'request body',
+  params: 'path parameters',
+  querystring: 'query parameters',
+  headers: 'request headers',
+};
+
+const escapePointer = (segment: string) => segment.replace(/~/g, '~0').replace(/\//g, '~1');
+
+function toValidationError(error: AjvError, location: ValidationError['in']): ValidationError {
+  const { keyword, params } = error;
+  let pointer = error.instancePath;
+  let detail = error.message ?? 'is not valid';
+  if (keyword === 'required') {
+    pointer += `/${escapePointer(String(params.missingProperty))}`;
+    detail = 'is required';
+  } else if (keyword === 'additionalProperties') {
+    pointer += `/${escapePointer(String(params.additionalProperty))}`;
+    detail = 'is not a known property';
+  } else if (keyword === 'propertyNames') {
+    pointer += `/${escapePointer(String(params.propertyName))}`;
+    detail = 'is not a valid name';
+  }
+  return { pointer: pointer || '/', in: location, detail };
+}
+
+/** Ajv sometimes reports one fault twice (a property name and its pattern); keep one per pointer and text. */
+function uniqueErrors(errors: ValidationError[]): ValidationError[] {
+  const seen = new Set<string>();
+  return errors.filter((e) => {
+    const key = `${e.in}${e.pointer}${e.detail}`;
+    return seen.has(key) ? false : (seen.add(key), true);
+  });
+}
+
+function toProblem(error: FastifyError & { errors?: unknown[] }, request: FastifyRequest): HttpProblem {
+  if (error instanceof HttpProblem) return error;
+  if (error.validation) {
+    const context = error.validationContext ?? 'body';
+    const location = locations[context] ?? 'body';
+    const errors = (error.validation as AjvError[])
+      .filter((e) => e.keyword !== 'if') // `if` only says which branch failed; the branch's own error says why
+      .map((e) => toValidationError(e, location));
+    return validationProblem(uniqueErrors(errors), whereText[context] ?? 'request');
+  }
+  // fastify-openapi-glue wraps what the security handlers threw; the most specific of them is the answer.
+  if (error.name === 'Unauthorized' && Array.isArray(error.errors)) {
+    const problems = error.errors.filter((e): e is HttpProblem => e instanceof HttpProblem);
+    const forbidden = problems.find((p) => p.status === 403);
+    const chosen = forbidden ?? problems[0];
+    if (chosen) return chosen;
+    request.log.error({ err: error }, 'security handler failed unexpectedly');
+    return unexpected(request);
+  }
+  const status = error.statusCode ?? 500;
+  if (status >= 400 && status < 500) return plainProblem(status, error.message);
+  request.log.error({ err: error }, 'unexpected error');
+  return unexpected(request);
+}
+
+function unexpected(request: FastifyRequest): HttpProblem {
+  return plainProblem(500, `An unexpected error occurred. Request id: ${request.id}.`);
+}
+
+export function sendProblem(reply: FastifyReply, request: FastifyRequest, problem: HttpProblem): FastifyReply {
+  return reply
+    .code(problem.status)
+    .headers(problem.headers)
+    .type('application/problem+json')
+    .send({ ...problem.body, status: problem.status, instance: request.url.split('?')[0] });
+}
+
+export function registerErrorHandling(app: FastifyInstance): void {
+  app.setErrorHandler((error: FastifyError, request, reply) => sendProblem(reply, request, toProblem(error, request)));
+  app.setNotFoundHandler((request, reply) =>
+    sendProblem(reply, request, plainProblem(404, `There is no ${request.method} ${request.url.split('?')[0]}.`)),
+  );
+}

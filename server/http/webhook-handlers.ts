@@ -1,0 +1,106 @@
+// The six operations of the seed, bound by operationId. Each handler sees only the caller's tenant: a webhook of
+// another tenant is answered exactly like a missing one.
+import type { FastifyRequest } from 'fastify';
+import type { ServiceHandlers, Webhook } from '../contract.js';
+import { generateSecret } from '../delivery/signature.js';
+import { DuplicateCallbackUrlError, type WebhookRecord, type WebhookStore } from '../store/webhooks.js';
+import { decodeCursor, encodeCursor } from './list-cursor.js';
+import { HttpProblem, problemType, webhookNotFound } from './problems.js';
+import { checkWebhookParms, type HostCheck } from './webhook-params.js';
+
+/** Sends the `webhook.test` event; resolves to null on success or to the problem to answer with. */
+export type TestSender = (webhook: WebhookRecord) => Promise<HttpProblem | null>;
+
+export interface WebhookHandlerDeps {
+  webhooks: WebhookStore;
+  checkHost: HostCheck;
+  sendTest: TestSender;
+}
+
+type WebhookOperations =
+  | 'getWebhooksUsingGET'
+  | 'createWebhookUsingPOST'
+  | 'readWebhookUsingGET'
+  | 'updateWebhookUsingPUT'
+  | 'deleteWebhookUsingDELETE'
+  | 'testWebhookUsingPOST';
+
+function tenantOf(request: FastifyRequest): string {
+  // The security handler runs before every handler here; a missing principal is a wiring bug, not a 401.
+  if (!request.principal) throw new Error('handler reached without an authenticated principal');
+  return request.principal.tenant;
+}
+
+function toWebhook({ tenantId: _tenant, secret: _secret, ...webhook }: WebhookRecord): Webhook {
+  return webhook;
+}
+
+function duplicateUrl(error: DuplicateCallbackUrlError, url: string): HttpProblem {
+  return new HttpProblem(409, {
+    type: problemType('duplicate-callback-url'),
+    title: 'Callback URL already registered',
+    detail: `Webhook ${error.existingWebhookId} already uses ${url}.`,
+    existingWebhookId: error.existingWebhookId,
+  });
+}
+
+export function webhookHandlers({ webhooks, checkHost, sendTest }: WebhookHandlerDeps): Pick<
+  ServiceHandlers,
+  WebhookOperations
+> {
+  return {
+    async getWebhooksUsingGET(request, reply) {
+      const limit = request.query.limit ?? 100;
+      const afterSeq = request.query.cursor === undefined ? 0 : decodeCursor(request.query.cursor);
+      const page = await webhooks.list(tenantOf(request), limit, afterSeq);
+      if (page.nextAfterSeq !== undefined) {
+        const next = new URLSearchParams({ limit: String(limit), cursor: encodeCursor(page.nextAfterSeq) });
+        reply.header('link', `<${request.url.split('?')[0]}?${next}>; rel="next"`);
+      }
+      return page.items.map(toWebhook);
+    },
+
+    async createWebhookUsingPOST(request) {
+      const input = checkWebhookParms(request.body, checkHost);
+      const secret = request.body.secret ?? generateSecret();
+      try {
+        const record = await webhooks.create(tenantOf(request), input, secret);
+        return { ...toWebhook(record), secret };
+      } catch (error) {
+        if (error instanceof DuplicateCallbackUrlError) throw duplicateUrl(error, input.callbackUrl);
+        throw error;
+      }
+    },
+
+    async readWebhookUsingGET(request) {
+      const record = await webhooks.get(tenantOf(request), request.params.id);
+      if (!record) throw webhookNotFound(request.params.id);
+      return toWebhook(record);
+    },
+
+    async updateWebhookUsingPUT(request) {
+      const input = checkWebhookParms(request.body, checkHost);
+      try {
+        const record = await webhooks.replace(tenantOf(request), request.params.id, input, request.body.secret);
+        if (!record) throw webhookNotFound(request.params.id);
+        return toWebhook(record);
+      } catch (error) {
+        if (error instanceof DuplicateCallbackUrlError) throw duplicateUrl(error, input.callbackUrl);
+        throw error;
+      }
+    },
+
+    async deleteWebhookUsingDELETE(request) {
+      if (!(await webhooks.delete(tenantOf(request), request.params.id))) throw webhookNotFound(request.params.id);
+      return undefined;
+    },
+
+    async testWebhookUsingPOST(request) {
+      const record = await webhooks.get(tenantOf(request), request.params.id);
+      if (!record) throw webhookNotFound(request.params.id);
+      const problem = await sendTest(record);
+      if (problem) throw problem;
+      return undefined;
+    },
+  };
+}

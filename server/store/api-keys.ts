@@ -1,0 +1,86 @@
+// API keys: opaque bearer tokens `whk_…`, each bound to one tenant and a set of permissions. Only a SHA-256
+// of the token is stored (the tokens are 256 random bits, so a slow hash would add nothing).
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import type { Kysely, Selectable } from 'kysely';
+import type { ApiKeysTable, Database } from './schema.js';
+
+export const apiKeyPrefix = 'whk_';
+
+export interface ApiKey {
+  id: string;
+  tenant: string;
+  permissions: string[];
+  tokenPrefix: string;
+  createdAt: string;
+  expiresAt?: string;
+  revokedAt?: string;
+}
+
+export const hashToken = (token: string) => createHash('sha256').update(token).digest('hex');
+
+function toApiKey(row: Selectable<ApiKeysTable>): ApiKey {
+  return {
+    id: row.id,
+    tenant: row.tenant_id,
+    permissions: JSON.parse(row.permissions) as string[],
+    tokenPrefix: row.token_prefix,
+    createdAt: row.created_at,
+    ...(row.expires_at ? { expiresAt: row.expires_at } : {}),
+    ...(row.revoked_at ? { revokedAt: row.revoked_at } : {}),
+  };
+}
+
+export class ApiKeyStore {
+  constructor(private readonly db: Kysely<Database>) {}
+
+  /** Makes a key and returns it with its token, which is shown this once and never stored. */
+  async create(tenant: string, permissions: string[], expiresAt?: Date): Promise<ApiKey & { token: string }> {
+    const token = apiKeyPrefix + randomBytes(32).toString('base64url');
+    const row = {
+      id: randomUUID(),
+      tenant_id: tenant,
+      token_hash: hashToken(token),
+      token_prefix: token.slice(0, 12),
+      permissions: JSON.stringify(permissions),
+      created_at: new Date().toISOString(),
+      expires_at: expiresAt?.toISOString() ?? null,
+      revoked_at: null,
+    };
+    await this.db.insertInto('api_keys').values(row).execute();
+    return { ...toApiKey(row), token };
+  }
+
+  async findByToken(token: string): Promise<ApiKey | undefined> {
+    const row = await this.db
+      .selectFrom('api_keys')
+      .selectAll()
+      .where('token_hash', '=', hashToken(token))
+      .executeTakeFirst();
+    return row && toApiKey(row);
+  }
+
+  async list(tenant?: string): Promise<ApiKey[]> {
+    let query = this.db.selectFrom('api_keys').selectAll().orderBy('created_at').orderBy('id');
+    if (tenant) query = query.where('tenant_id', '=', tenant);
+    return (await query.execute()).map(toApiKey);
+  }
+
+  /** Marks the key revoked; false when there is no key with that id or it was revoked already. */
+  async revoke(id: string): Promise<boolean> {
+    const result = await this.db
+      .updateTable('api_keys')
+      .set({ revoked_at: new Date().toISOString() })
+      .where('id', '=', id)
+      .where('revoked_at', 'is', null)
+      .executeTakeFirst();
+    return result.numUpdatedRows > 0n;
+  }
+
+  async count(): Promise<number> {
+    const { n } = await this.db
+      .selectFrom('api_keys')
+      .select((eb) => eb.fn.countAll<number | string>().as('n'))
+      .executeTakeFirstOrThrow();
+    return Number(n);
+  }
+}

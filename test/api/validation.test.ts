@@ -1,0 +1,117 @@
+// Strict validation by the contract: every bad input is a 400 problem+json naming what is wrong, and nothing is
+// stored. Raw fetch on purpose: the typed client would not let us send these bodies.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startService, type TestService } from '../support/service.js';
+
+let service: TestService;
+let token: string;
+beforeAll(async () => {
+  service = await startService();
+  token = await service.token();
+});
+afterAll(() => service?.close());
+
+const send = (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) =>
+  fetch(`${service.baseUrl}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', ...headers },
+    ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }),
+  });
+
+const valid = { callbackUrl: 'https://valid.example.com/hook', events: ['order.created'] };
+const secretOf = (bytes: number) => `whsec_${Buffer.alloc(bytes, 1).toString('base64')}`;
+
+describe('create refuses a bad body with 400 and a pointer to the fault', () => {
+  const cases: [name: string, body: unknown, pointer: string][] = [
+    ['an unknown property', { ...valid, colour: 'red' }, '/colour'],
+    ['a missing callbackUrl', { events: ['a'] }, '/callbackUrl'],
+    ['a missing events', { callbackUrl: valid.callbackUrl }, '/events'],
+    ['enabled as a string (no coercion)', { ...valid, enabled: 'true' }, '/enabled'],
+    ['events as a string', { ...valid, events: 'order.created' }, '/events'],
+    ['empty events', { ...valid, events: [] }, '/events'],
+    ['101 events', { ...valid, events: Array.from({ length: 101 }, (_, i) => `e${i}`) }, '/events'],
+    ['duplicate events', { ...valid, events: ['a.b', 'a.b'] }, '/events'],
+    ['a bad event name', { ...valid, events: ['Order Created'] }, '/events/0'],
+    ['a wildcard in the middle', { ...valid, events: ['order.*.x'] }, '/events/0'],
+    ['a relative URL', { ...valid, callbackUrl: '/hook' }, '/callbackUrl'],
+    ['an ftp URL', { ...valid, callbackUrl: 'ftp://files.example.com/x' }, '/callbackUrl'],
+    ['a URL over 2048 characters', { ...valid, callbackUrl: `https://a.example.com/${'x'.repeat(2048)}` }, '/callbackUrl'],
+    ['a description over 500 characters', { ...valid, description: 'x'.repeat(501) }, '/description'],
+    ['a secret without whsec_', { ...valid, secret: 'secret' }, '/secret'],
+    ['a secret of 16 bytes', { ...valid, secret: secretOf(16) }, '/secret'],
+    ['a secret of 65 bytes', { ...valid, secret: secretOf(65) }, '/secret'],
+    ['a reserved header (any case)', { ...valid, headers: { 'Content-Length': '1' } }, '/headers/Content-Length'],
+    ['a webhook-* header', { ...valid, headers: { 'Webhook-Signature': 'x' } }, '/headers/Webhook-Signature'],
+    ['a header name with a space', { ...valid, headers: { 'X Bad': '1' } }, '/headers/X Bad'],
+    ['a header value with a newline', { ...valid, headers: { 'X-A': 'a\r\nInjected: 1' } }, '/headers/X-A'],
+    ['21 headers', { ...valid, headers: Object.fromEntries(Array.from({ length: 21 }, (_, i) => [`X-${i}`, 'v'])) }, '/headers'],
+    ['credentials in the callback URL', { ...valid, callbackUrl: 'https://user:pw@valid.example.com/hook' }, '/callbackUrl'],
+    ['a loopback callback host', { ...valid, callbackUrl: 'http://[::1]:8080/hook' }, '/callbackUrl'],
+    ['an array instead of an object', [valid], '/'],
+  ];
+
+  it.each(cases)('%s', async (_name, body, pointer) => {
+    const response = await send('POST', '/api/web/v1/webhooks', body);
+    expect(response.status).toBe(400);
+    expect(response.headers.get('content-type')).toContain('application/problem+json');
+    const problem = await response.json();
+    expect(problem).toMatchObject({ type: 'urn:webhooks-api:problem:validation', status: 400, instance: '/api/web/v1/webhooks' });
+    expect(problem.errors.map((e: { pointer: string }) => e.pointer)).toContain(pointer);
+    expect(JSON.stringify(problem)).not.toMatch(/\bat .*\.(js|ts):\d+/); // no stack frames
+  });
+
+  it('stored none of the refused webhooks', async () => {
+    const response = await send('GET', '/api/web/v1/webhooks');
+    expect(await response.json()).toEqual([]);
+  });
+});
+
+describe('other bad requests', () => {
+  it.each([
+    ['GET', '/api/web/v1/webhooks/not-a-uuid'],
+    ['PUT', '/api/web/v1/webhooks/123'],
+    ['DELETE', '/api/web/v1/webhooks/7d444840-9dc0-11d1-b245-5ffdce74fad2x'],
+    ['POST', '/api/web/v1/webhooks/test/zzz'],
+  ])('%s %s: a path id that is not a UUID is 400 pointing at the parameter', async (method, path) => {
+    const response = await send(method, path, method === 'PUT' ? valid : undefined);
+    expect(response.status).toBe(400);
+    const problem = await response.json();
+    expect(problem.errors).toContainEqual(expect.objectContaining({ pointer: '/id', in: 'path' }));
+  });
+
+  it.each([
+    ['limit=0', '/limit'],
+    ['limit=1001', '/limit'],
+    ['limit=ten', '/limit'],
+    ['cursor=bm9wZQ', '/cursor'],
+  ])('list with %s is 400 pointing at the query parameter', async (query, pointer) => {
+    const response = await send('GET', `/api/web/v1/webhooks?${query}`);
+    expect(response.status).toBe(400);
+    const problem = await response.json();
+    expect(problem.errors).toContainEqual(expect.objectContaining({ pointer, in: 'query' }));
+  });
+
+  it('answers malformed JSON with 400', async () => {
+    const response = await send('POST', '/api/web/v1/webhooks', '{"callbackUrl": ');
+    expect(response.status).toBe(400);
+    expect(response.headers.get('content-type')).toContain('application/problem+json');
+  });
+
+  it('answers a body that is not JSON with 415', async () => {
+    const response = await send('POST', '/api/web/v1/webhooks', 'callbackUrl=x', { 'content-type': 'text/plain' });
+    expect(response.status).toBe(415);
+    expect((await response.json()).status).toBe(415);
+  });
+
+  it('answers an oversized body with 413', async () => {
+    const response = await send('POST', '/api/web/v1/webhooks', { ...valid, description: 'x'.repeat(2 * 1024 * 1024) });
+    expect(response.status).toBe(413);
+    expect((await response.json()).status).toBe(413);
+  });
+
+  it('answers an unknown path with a 404 problem', async () => {
+    const response = await send('GET', '/api/web/v1/nothing-here');
+    expect(response.status).toBe(404);
+    expect(response.headers.get('content-type')).toContain('application/problem+json');
+  });
+});
