@@ -72,6 +72,86 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/web/v1/webhooks/{id}/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List the deliveries of a webhook
+         * @description Return the webhook's deliveries, newest first, each with its attempts: published events and test notifications alike. Caller is required to have WEBHOOKS:VIEW permission.
+         */
+        get: operations["getDeliveriesUsingGET"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/web/v1/webhooks/{id}/deliveries/{deliveryId}/retry": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Retry a delivery now
+         * @description Deliver the message again now, with the same `webhook-id`, whatever its state. A delivery still waiting for its next scheduled attempt has that attempt moved to now; a failed one gets one more attempt. Caller is required to have WEBHOOKS:EDIT permission.
+         */
+        post: operations["retryDeliveryUsingPOST"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/web/v1/webhooks/{id}/secret/rotate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Rotate a webhook's signing secret
+         * @description Replace the webhook's signing secret. During the grace period (default 24 hours, at most 7 days) every delivery carries two signatures, one with the new secret and one with the old, so a receiver can switch without losing a message. Rotating again during a grace period ends that period: only the newest two secrets sign. The new secret is shown in this response only. Caller is required to have WEBHOOKS:EDIT permission.
+         */
+        post: operations["rotateWebhookSecretUsingPOST"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/web/v1/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Publish an event
+         * @description Publish an event to every enabled webhook of the caller's tenant whose `events` match its type (the exact name, a trailing wildcard such as `order.*`, or `*`). The event and one delivery per matching webhook are stored before the answer; deliveries then happen in the background, at least once, retried on failure. With an `idempotencyKey` seen in the last 24 hours the first event is answered again and nothing is published. Caller is required to have EVENTS:PUBLISH permission.
+         */
+        post: operations["publishEventUsingPOST"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/healthz": {
         parameters: {
             query?: never;
@@ -154,6 +234,26 @@ export interface webhooks {
         patch?: never;
         trace?: never;
     };
+    event: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A published event
+         * @description What a callback URL receives for every event published with `POST /api/web/v1/events` whose type its webhook subscribes to: the envelope `{ type, timestamp, data }` with the publisher's `data`, and the same Standard Webhooks headers as the test notification. Retries of one delivery carry the same `webhook-id`, so receivers can drop duplicates; deliveries are at least once and their order is not guaranteed.
+         */
+        post: operations["publishedEvent"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export interface components {
     schemas: {
@@ -230,6 +330,16 @@ export interface components {
             /** @description Present only in the response of the create operation, which is the one time the secret is shown. Read, list and update never return it. */
             secret?: components["schemas"]["WebhookSecret"];
             /**
+             * @description Why the service disabled this webhook by itself (its receiver answered 410 Gone, or every delivery failed for days). Present only while it stays disabled for that reason; enabling it again with an update clears it.
+             * @example Every delivery failed from 2026-11-01T08:00:00.000Z for 5 days.
+             */
+            disabledReason?: string;
+            /**
+             * Format: date-time
+             * @description When the service disabled this webhook by itself; present with `disabledReason`.
+             */
+            disabledAt?: string;
+            /**
              * Format: date-time
              * @example 2026-11-02T09:15:27.412Z
              */
@@ -294,6 +404,111 @@ export interface components {
             in?: "body" | "path" | "query" | "header";
             /** @example must match pattern "^(\*|[a-z0-9][a-z0-9_-]*(\.[a-z0-9][a-z0-9_-]*)*(\.\*)?)$" */
             detail: string;
+        };
+        /**
+         * @description An event type name such as `order.created`; lower-case dot-separated segments, no wildcards.
+         * @example order.created
+         */
+        EventType: string;
+        /** @description An event to publish. */
+        EventParms: {
+            type: components["schemas"]["EventType"];
+            /**
+             * @description Any JSON object, at most 256 KiB once serialised; sent to receivers as the envelope's `data`.
+             * @example {
+             *       "orderId": "ord_1042"
+             *     }
+             */
+            data: {
+                [key: string]: unknown;
+            };
+            /**
+             * @description Makes publishing safe to retry: the same key within 24 hours in one tenant answers the first event instead of publishing again.
+             * @example order-1042-created
+             */
+            idempotencyKey?: string;
+        };
+        PublishedEvent: {
+            /** @description The UUID of the event. */
+            id: components["schemas"]["WebhookId"];
+            type: components["schemas"]["EventType"];
+            /** Format: date-time */
+            createdAt: string;
+            /** @description How many deliveries the event created (one per matching enabled webhook). */
+            deliveries: number;
+        };
+        /** @description What every notification of a published event carries. */
+        EventEnvelope: {
+            type: components["schemas"]["EventType"];
+            /**
+             * Format: date-time
+             * @description When the event was published.
+             */
+            timestamp: string;
+            /** @description The `data` the publisher gave. */
+            data: {
+                [key: string]: unknown;
+            };
+        };
+        /**
+         * @description `pending`: waiting for its first or next attempt; `succeeded`: a receiver accepted it with a 2xx; `failed`: the last scheduled attempt failed, the receiver answered 410 Gone, or the webhook was disabled.
+         * @enum {string}
+         */
+        DeliveryStatus: "pending" | "succeeded" | "failed";
+        DeliveryAttempt: {
+            /** Format: date-time */
+            attemptedAt: string;
+            succeeded: boolean;
+            /**
+             * @description What went wrong, when the attempt failed.
+             * @enum {string}
+             */
+            reason?: "http_status" | "timeout" | "connection_refused" | "connection_error" | "dns" | "tls" | "blocked_address";
+            responseStatus?: number;
+            durationMs: number;
+            /** @description The first KiB of the receiver's answer. */
+            responseBody?: string;
+            /** @description One sentence for a person. */
+            detail: string;
+        };
+        /** @description One message to one webhook, and every attempt at it. */
+        Delivery: {
+            /** @description The UUID of the delivery. */
+            id: components["schemas"]["WebhookId"];
+            webhookId: components["schemas"]["WebhookId"];
+            /** @description The published event; absent for a test notification. */
+            eventId?: components["schemas"]["WebhookId"];
+            eventType: components["schemas"]["EventType"];
+            /** @description The `webhook-id` header; the same on every attempt. */
+            messageId: string;
+            status: components["schemas"]["DeliveryStatus"];
+            attempts: components["schemas"]["DeliveryAttempt"][];
+            /**
+             * Format: date-time
+             * @description When the next attempt is due; present while pending.
+             */
+            nextAttemptAt?: string;
+            /** Format: date-time */
+            createdAt: string;
+            /** Format: date-time */
+            updatedAt: string;
+        };
+        SecretRotationParms: {
+            /** @description The new secret; generated (`whsec_` + base64 of 32 random bytes) when absent. */
+            secret?: components["schemas"]["WebhookSecret"];
+            /**
+             * @description How long the old secret keeps signing too (0 to 7 days; default 24 hours).
+             * @default 86400
+             */
+            gracePeriodSeconds?: number;
+        };
+        SecretRotation: {
+            secret: components["schemas"]["WebhookSecret"];
+            /**
+             * Format: date-time
+             * @description Until when the old secret also signs; absent with a grace period of 0.
+             */
+            previousSecretExpiresAt?: string;
         };
         Health: {
             /** @enum {string} */
@@ -622,6 +837,156 @@ export interface operations {
             };
         };
     };
+    getDeliveriesUsingGET: {
+        parameters: {
+            query?: {
+                /** @description Only deliveries in this state. */
+                status?: components["schemas"]["DeliveryStatus"];
+                /** @description How many deliveries to return at most (1 to 1000). */
+                limit?: number;
+                /** @description Opaque cursor from the `Link` header of the previous page. */
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                /** @description The UUID of the webhook. */
+                id: components["parameters"]["WebhookIdToRead"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful */
+            200: {
+                headers: {
+                    /** @description RFC 8288 link to the next page (`rel="next"`), present while more deliveries remain. */
+                    Link?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Delivery"][];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    retryDeliveryUsingPOST: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The UUID of the webhook to be updated. */
+                id: components["parameters"]["WebhookIdToUpdate"];
+                /** @description The UUID of the delivery to retry. */
+                deliveryId: components["schemas"]["WebhookId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The delivery is queued for an attempt now. */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Delivery"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+        };
+    };
+    rotateWebhookSecretUsingPOST: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The UUID of the webhook to be updated. */
+                id: components["parameters"]["WebhookIdToUpdate"];
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["SecretRotationParms"];
+            };
+        };
+        responses: {
+            /** @description Successful */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SecretRotation"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            415: components["responses"]["UnsupportedMediaType"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    publishEventUsingPOST: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EventParms"];
+            };
+        };
+        responses: {
+            /** @description The event is stored and its deliveries are queued. */
+            202: {
+                headers: {
+                    /** @description `true` when this answers an earlier request with the same idempotency key. */
+                    "Idempotent-Replayed"?: "true";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PublishedEvent"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            500: components["responses"]["InternalError"];
+        };
+    };
     getHealth: {
         parameters: {
             query?: never;
@@ -722,6 +1087,35 @@ export interface operations {
         };
         responses: {
             /** @description Any 2xx status accepts the notification; anything else counts as a failed delivery. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    publishedEvent: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description Unique id of the message; the same on every retry of it, so receivers can drop duplicates. */
+                "webhook-id": components["parameters"]["WebhookIdHeader"];
+                /** @description When the message was signed, in whole seconds since the Unix epoch. */
+                "webhook-timestamp": components["parameters"]["WebhookTimestampHeader"];
+                /** @description Space-separated list of signatures `v1,<base64>`, each the HMAC-SHA256 of `{webhook-id}.{webhook-timestamp}.{body}` keyed with the base64-decoded part of the webhook's secret after `whsec_`. */
+                "webhook-signature": components["parameters"]["WebhookSignatureHeader"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EventEnvelope"];
+            };
+        };
+        responses: {
+            /** @description Any 2xx accepts the event. Anything else, or no answer within the timeout, is retried on the schedule; 410 Gone disables the webhook. */
             200: {
                 headers: {
                     [name: string]: unknown;

@@ -4,7 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import fastifyAuth from '@fastify/auth';
 import fastifyCors from '@fastify/cors';
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import openapiGlue from 'fastify-openapi-glue';
 import type { Kysely } from 'kysely';
 import { createApiKeyVerifier } from './auth/api-key-verifier.js';
@@ -13,15 +13,19 @@ import { createJwtVerifier } from './auth/jwt-verifier.js';
 import type { Config } from './config.js';
 import { contract, type ServiceHandlers } from './contract.js';
 import { createAddressGuard } from './delivery/address-guard.js';
-import { createHttpSender } from './delivery/http-sender.js';
+import { createHttpSender, type HttpSender } from './delivery/http-sender.js';
+import { DeliveryWorker } from './delivery/worker.js';
 import { createTestSender } from './delivery/test-delivery.js';
 import { registerErrorHandling } from './http/error-handler.js';
+import { deliveryHandlers } from './http/delivery-handlers.js';
+import { eventHandlers } from './http/event-handlers.js';
 import { serviceHandlers } from './http/service-handlers.js';
 import { registerStrictValidation } from './http/validation.js';
 import { webhookHandlers } from './http/webhook-handlers.js';
 import { ApiKeyStore } from './store/api-keys.js';
 import { migrateToLatest, openDatabase } from './store/database.js';
 import { DeliveryStore } from './store/deliveries.js';
+import { EventStore } from './store/events.js';
 import type { Database } from './store/schema.js';
 import { WebhookStore } from './store/webhooks.js';
 import './auth/principal.js';
@@ -73,17 +77,7 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
   });
 
   const guard = createAddressGuard({ allowedCidrs: config.delivery.allowedCidrs });
-  const sender = createHttpSender({
-    guard,
-    timeoutMs: config.delivery.timeoutMs,
-    maxConcurrency: config.delivery.maxConcurrency,
-    maxResponseBytes: config.delivery.maxResponseBytes,
-    userAgent: `${serviceName}/${serviceVersion}`,
-  });
-  app.addHook('onClose', async () => {
-    await sender.close();
-    await db.destroy();
-  });
+  const sender = createSender(config, guard);
 
   registerStrictValidation(app);
   registerErrorHandling(app);
@@ -95,12 +89,14 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
   }
   await app.register(fastifyAuth);
 
+  const webhooks = new WebhookStore(db);
+  const deliveries = new DeliveryStore(db);
+  const worker = config.delivery.worker ? createWorker(config, { webhooks, deliveries, sender, log: app.log }) : undefined;
+  const notifyWorker = () => worker?.notify();
   const handlers: ServiceHandlers = {
-    ...webhookHandlers({
-      webhooks: new WebhookStore(db),
-      checkHost: guard.checkHost,
-      sendTest: createTestSender(sender, new DeliveryStore(db)),
-    }),
+    ...webhookHandlers({ webhooks, checkHost: guard.checkHost, sendTest: createTestSender(sender, deliveries) }),
+    ...eventHandlers({ events: new EventStore(db), notifyWorker }),
+    ...deliveryHandlers({ webhooks, deliveries, notifyWorker }),
     ...serviceHandlers(db),
   };
   await app.register(openapiGlue, {
@@ -111,5 +107,44 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
       ...(config.jwt ? { jwt: createJwtVerifier(config.jwt) } : {}),
     }),
   });
+
+  // Requests in flight finish first (Fastify closes the server before onClose), then the worker, then the pool.
+  app.addHook('onReady', async () => worker?.start());
+  app.addHook('onClose', async () => {
+    await worker?.stop();
+    await sender.close();
+    await db.destroy();
+  });
   return app;
+}
+
+export interface WorkerParts {
+  webhooks: WebhookStore;
+  deliveries: DeliveryStore;
+  sender: HttpSender;
+  log: FastifyBaseLogger;
+}
+
+export function createWorker(config: Config, parts: WorkerParts): DeliveryWorker {
+  return new DeliveryWorker({
+    ...parts,
+    retrySchedule: config.delivery.retrySchedule,
+    leaseMs: config.delivery.leaseMs,
+    pollMs: config.delivery.pollMs,
+    maxInFlight: config.delivery.maxConcurrency,
+    disableAfterMs: config.delivery.disableAfterMs,
+  });
+}
+
+export function createSender(
+  config: Config,
+  guard = createAddressGuard({ allowedCidrs: config.delivery.allowedCidrs }),
+): HttpSender {
+  return createHttpSender({
+    guard,
+    timeoutMs: config.delivery.timeoutMs,
+    maxConcurrency: config.delivery.maxConcurrency,
+    maxResponseBytes: config.delivery.maxResponseBytes,
+    userAgent: `${serviceName}/${serviceVersion}`,
+  });
 }

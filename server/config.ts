@@ -2,6 +2,7 @@
 // line that names the variable and says what it should be.
 import { resolve } from 'node:path';
 import ipaddr from 'ipaddr.js';
+import { defaultRetrySchedule } from './delivery/retry-schedule.js';
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -25,6 +26,14 @@ export interface DeliveryConfig {
   timeoutMs: number;
   maxConcurrency: number;
   maxResponseBytes: number;
+  /** Run the delivery worker inside `serve` (`webhooks-api worker` runs it alone). */
+  worker: boolean;
+  /** Delay before each attempt in ms; its length is the number of attempts. */
+  retrySchedule: number[];
+  leaseMs: number;
+  pollMs: number;
+  /** A webhook whose deliveries all failed for this long is disabled. */
+  disableAfterMs: number;
 }
 
 export interface Config {
@@ -69,6 +78,32 @@ function list(env: Env, name: string): string[] {
     .split(',')
     .map((item) => item.trim())
     .filter(Boolean);
+}
+
+const units = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+
+/** `250ms`, `5s`, `30m`, `2h`, `5d` (a bare number is milliseconds); undefined when it is none of these. */
+export function parseDuration(text: string): number | undefined {
+  const match = /^(\d+)(ms|s|m|h|d)?$/.exec(text.trim());
+  if (!match) return undefined;
+  return Number(match[1]) * units[(match[2] ?? 'ms') as keyof typeof units];
+}
+
+function duration(env: Env, name: string, fallback: string): number {
+  const raw = env[name] || fallback;
+  const value = parseDuration(raw);
+  if (value === undefined) throw new ConfigError(`${name} must be a duration like 500ms, 5s, 30m, 2h or 5d, not "${raw}"`);
+  return value;
+}
+
+function schedule(env: Env, name: string): number[] {
+  const raw = env[name];
+  const items = raw ? raw.split(',').map((item) => item.trim()) : defaultRetrySchedule;
+  const delays = items.map(parseDuration);
+  if (delays.length === 0 || delays.length > 50 || delays.some((d) => d === undefined)) {
+    throw new ConfigError(`${name} must be 1 to 50 comma-separated durations like 0s,5s,5m,2h, not "${raw}"`);
+  }
+  return delays as number[];
 }
 
 function cidrs(env: Env, name: string): string[] {
@@ -121,6 +156,10 @@ export function loadConfig(env: Env = process.env): Config {
       throw new ConfigError(`CORS_ORIGINS must list origins like https://app.example.com, not "${origin}"`);
     }
   }
+  const timeoutMs = integer(env, 'DELIVERY_TIMEOUT_MS', 10_000, 100, 120_000);
+  if (duration(env, 'DELIVERY_LEASE', '60s') <= timeoutMs) {
+    throw new ConfigError('DELIVERY_LEASE must be longer than DELIVERY_TIMEOUT_MS, or a slow attempt is sent twice');
+  }
   return {
     host: env.HOST || '127.0.0.1',
     port: integer(env, 'PORT', 3000, 0, 65535),
@@ -134,9 +173,14 @@ export function loadConfig(env: Env = process.env): Config {
     ...(jwtConfig(env) ? { jwt: jwtConfig(env) } : {}),
     delivery: {
       allowedCidrs: cidrs(env, 'CALLBACK_ALLOWED_CIDRS'),
-      timeoutMs: integer(env, 'DELIVERY_TIMEOUT_MS', 10_000, 100, 120_000),
+      timeoutMs,
       maxConcurrency: integer(env, 'DELIVERY_MAX_CONCURRENCY', 50, 1, 10_000),
       maxResponseBytes: integer(env, 'DELIVERY_MAX_RESPONSE_BYTES', 65_536, 0, 10 * 1_048_576),
+      worker: boolean(env, 'DELIVERY_WORKER', true),
+      retrySchedule: schedule(env, 'DELIVERY_RETRY_SCHEDULE'),
+      leaseMs: duration(env, 'DELIVERY_LEASE', '60s'),
+      pollMs: duration(env, 'DELIVERY_POLL_INTERVAL', '250ms'),
+      disableAfterMs: duration(env, 'WEBHOOK_DISABLE_AFTER', '5d'),
     },
   };
 }

@@ -54,7 +54,13 @@ type SuccessStatus = 200 | 201 | 202 | 204;
 type SuccessBody<Op> = Op extends { responses: infer R }
   ? { [S in SuccessStatus & keyof R]: ContentOf<R[S]> }[SuccessStatus & keyof R]
   : never;
-type RequestBody<Op> = Op extends { requestBody: { content: { 'application/json': infer B } } } ? B : undefined;
+type RequestBody<Op> = Op extends { requestBody: { content: { 'application/json': infer B } } }
+  ? B
+  : Op extends { requestBody?: never }
+    ? undefined
+    : Op extends { requestBody?: { content: { 'application/json': infer B } } }
+      ? B | undefined
+      : undefined;
 type PathParams<Op> = Op extends { parameters: { path: infer P } } ? P : Record<string, never>;
 type QueryParams<Op> = Op extends { parameters: { query?: infer Q } } ? NonNullable<Q> : Record<string, never>;
 

@@ -1,10 +1,13 @@
 // The `webhooks-api` command line: serve (what `npm start` runs), migrate, and API key management.
 import { parseArgs } from 'node:util';
-import { buildApp } from './app.js';
-import { type Config, ConfigError, loadConfig } from './config.js';
+import { pino } from 'pino';
+import { buildApp, createSender, createWorker } from './app.js';
+import { type Config, ConfigError, loadConfig, parseDuration } from './config.js';
 import { contractPermissions } from './contract.js';
 import { ApiKeyStore } from './store/api-keys.js';
 import { migrateToLatest, openDatabase } from './store/database.js';
+import { DeliveryStore } from './store/deliveries.js';
+import { WebhookStore } from './store/webhooks.js';
 
 const usage = `Usage: webhooks-api <command>
 
@@ -15,6 +18,8 @@ Commands:
                              make an API key; its token is printed once
   keys list [--tenant T] [--json]
   keys revoke ID
+  worker                     run only the delivery worker (scale out on PostgreSQL; serve runs one too
+                             unless DELIVERY_WORKER=false)
 
 Permissions: ${contractPermissions.join(', ')}`;
 
@@ -30,11 +35,10 @@ async function withStore<T>(config: Config, work: (keys: ApiKeyStore) => Promise
   }
 }
 
-function parseDuration(text: string): number {
-  const match = /^(\d+)([smhd])$/.exec(text);
-  if (!match) throw new UsageError(`--expires-in takes a number and a unit (s, m, h or d), like 30d, not "${text}"`);
-  const unit = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[match[2] as 's' | 'm' | 'h' | 'd'];
-  return Number(match[1]) * unit;
+function expiresIn(text: string): number {
+  const ms = /[smhd]$/.test(text) ? parseDuration(text) : undefined;
+  if (!ms) throw new UsageError(`--expires-in takes a number and a unit (s, m, h or d), like 30d, not "${text}"`);
+  return ms;
 }
 
 function parsePermissions(text: string | undefined): string[] {
@@ -62,7 +66,7 @@ async function keys(config: Config, args: string[]): Promise<void> {
   if (action === 'create') {
     if (!values.tenant) throw new UsageError('keys create needs --tenant');
     const permissions = parsePermissions(values.permissions);
-    const expiresAt = values['expires-in'] ? new Date(Date.now() + parseDuration(values['expires-in'])) : undefined;
+    const expiresAt = values['expires-in'] ? new Date(Date.now() + expiresIn(values['expires-in'])) : undefined;
     const key = await withStore(config, (store) => store.create(values.tenant!, permissions, expiresAt));
     if (values.json) console.log(JSON.stringify(key));
     else {
@@ -92,7 +96,7 @@ async function keys(config: Config, args: string[]): Promise<void> {
 
 async function bootstrapKey(config: Config, store: ApiKeyStore, address: string): Promise<void> {
   if (!config.bootstrapKey || (await store.count()) > 0) return;
-  const permissions = contractPermissions.filter((p) => p.startsWith('WEBHOOKS:'));
+  const permissions = [...contractPermissions];
   const key = await store.create('default', permissions);
   // Printed, not logged: the token must not end up in log storage.
   process.stdout.write(
@@ -120,6 +124,34 @@ async function serve(config: Config): Promise<void> {
   app.log.info({ url: address }, 'webhooks-api is ready');
 }
 
+/** The delivery worker alone, without the HTTP API: more of them share the work on PostgreSQL. */
+async function worker(config: Config): Promise<void> {
+  const log = pino({ level: config.logLevel });
+  const db = openDatabase(config);
+  await migrateToLatest(db);
+  const sender = createSender(config);
+  const deliveryWorker = createWorker(config, {
+    webhooks: new WebhookStore(db),
+    deliveries: new DeliveryStore(db),
+    sender,
+    log,
+  });
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'worker stopping: finishing deliveries in flight');
+    await deliveryWorker.stop();
+    await sender.close();
+    await db.destroy();
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+  deliveryWorker.start();
+  log.info('webhooks-api worker is ready');
+}
+
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   const config = loadConfig();
@@ -138,6 +170,8 @@ async function main(argv: string[]): Promise<void> {
     }
     case 'keys':
       return keys(config, rest);
+    case 'worker':
+      return worker(config);
     case 'help':
     case '--help':
     case undefined:

@@ -4,9 +4,9 @@ import type { FastifyRequest } from 'fastify';
 import type { ServiceHandlers, Webhook } from '../contract.js';
 import { generateSecret } from '../delivery/signature.js';
 import { DuplicateCallbackUrlError, type WebhookRecord, type WebhookStore } from '../store/webhooks.js';
-import { decodeCursor, encodeCursor } from './list-cursor.js';
+import { decodeCursor, encodeCursor, nextLink } from './list-cursor.js';
 import { HttpProblem, problemType, webhookNotFound } from './problems.js';
-import { checkWebhookParms, type HostCheck } from './webhook-params.js';
+import { checkSecretLength, checkWebhookParms, type HostCheck } from './webhook-params.js';
 
 /** Sends the `webhook.test` event; resolves to null on success or to the problem to answer with. */
 export type TestSender = (webhook: WebhookRecord) => Promise<HttpProblem | null>;
@@ -18,6 +18,7 @@ export interface WebhookHandlerDeps {
 }
 
 type WebhookOperations =
+  | 'rotateWebhookSecretUsingPOST'
   | 'getWebhooksUsingGET'
   | 'createWebhookUsingPOST'
   | 'readWebhookUsingGET'
@@ -25,7 +26,10 @@ type WebhookOperations =
   | 'deleteWebhookUsingDELETE'
   | 'testWebhookUsingPOST';
 
-function tenantOf(request: FastifyRequest): string {
+const isSeqPosition = (value: Record<string, unknown>): value is { seq: number } =>
+  Number.isSafeInteger(value.seq) && (value.seq as number) >= 0;
+
+export function tenantOf(request: FastifyRequest): string {
   // The security handler runs before every handler here; a missing principal is a wiring bug, not a 401.
   if (!request.principal) throw new Error('handler reached without an authenticated principal');
   return request.principal.tenant;
@@ -51,11 +55,11 @@ export function webhookHandlers({ webhooks, checkHost, sendTest }: WebhookHandle
   return {
     async getWebhooksUsingGET(request, reply) {
       const limit = request.query.limit ?? 100;
-      const afterSeq = request.query.cursor === undefined ? 0 : decodeCursor(request.query.cursor);
+      const afterSeq =
+        request.query.cursor === undefined ? 0 : decodeCursor<{ seq: number }>(request.query.cursor, isSeqPosition).seq;
       const page = await webhooks.list(tenantOf(request), limit, afterSeq);
       if (page.nextAfterSeq !== undefined) {
-        const next = new URLSearchParams({ limit: String(limit), cursor: encodeCursor(page.nextAfterSeq) });
-        reply.header('link', `<${request.url.split('?')[0]}?${next}>; rel="next"`);
+        reply.header('link', nextLink(request.url, { limit: String(limit), cursor: encodeCursor({ seq: page.nextAfterSeq }) }));
       }
       return page.items.map(toWebhook);
     },
@@ -93,6 +97,15 @@ export function webhookHandlers({ webhooks, checkHost, sendTest }: WebhookHandle
     async deleteWebhookUsingDELETE(request) {
       if (!(await webhooks.delete(tenantOf(request), request.params.id))) throw webhookNotFound(request.params.id);
       return undefined;
+    },
+
+    async rotateWebhookSecretUsingPOST(request) {
+      const secret = request.body?.secret ?? generateSecret();
+      if (request.body?.secret) checkSecretLength(request.body.secret, '/secret');
+      const graceMs = (request.body?.gracePeriodSeconds ?? 86_400) * 1000;
+      const rotated = await webhooks.rotateSecret(tenantOf(request), request.params.id, secret, graceMs);
+      if (!rotated) throw webhookNotFound(request.params.id);
+      return { secret, ...rotated };
     },
 
     async testWebhookUsingPOST(request) {

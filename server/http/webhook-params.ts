@@ -25,6 +25,17 @@ const reservedHeaders = new Set([
 
 const escapePointer = (segment: string) => segment.replace(/~/g, '~0').replace(/\//g, '~1');
 
+function secretLengthRefusal(secret: string): string | null {
+  const bytes = Buffer.from(secret.slice('whsec_'.length), 'base64').length;
+  return bytes < 24 || bytes > 64 ? `must encode 24 to 64 bytes after whsec_, not ${bytes}` : null;
+}
+
+/** The schema checks the secret's form; this checks the byte length the form cannot express. */
+export function checkSecretLength(secret: string, pointer: string): void {
+  const refusal = secretLengthRefusal(secret);
+  if (refusal) throw validationProblem([{ pointer, in: 'body', detail: refusal }], 'request body');
+}
+
 /** The uniqueness key of a callback URL: WHATWG URL parsing lower-cases scheme and host and drops a default port. */
 export function callbackUrlKey(url: URL): string {
   return url.href;
@@ -52,8 +63,8 @@ export function checkWebhookParms(parms: WebhookParms, checkHost: HostCheck): We
   }
 
   if (parms.secret !== undefined) {
-    const bytes = Buffer.from(parms.secret.slice('whsec_'.length), 'base64').length;
-    if (bytes < 24 || bytes > 64) fail('/secret', `must encode 24 to 64 bytes after whsec_, not ${bytes}`);
+    const refusal = secretLengthRefusal(parms.secret);
+    if (refusal) fail('/secret', refusal);
   }
 
   const seen = new Set<string>();

@@ -1,8 +1,59 @@
 // Deliveries (one message to one webhook) and their attempts. The test operation records its single attempt
 // here; the event worker (a later issue) will use the same tables as its queue.
 import { randomUUID } from 'node:crypto';
-import type { Kysely } from 'kysely';
-import type { Database } from './schema.js';
+import type { Kysely, Selectable } from 'kysely';
+import type { Schemas } from '../contract.js';
+import { isPostgres } from './dialect.js';
+import type { Database, DeliveriesTable, DeliveryAttemptsTable, DeliveryStatus } from './schema.js';
+
+type Delivery = Schemas['Delivery'];
+type DeliveryAttempt = Schemas['DeliveryAttempt'];
+
+/** A delivery a worker holds: it alone may record the outcome, until lease_until. */
+export type ClaimedDelivery = Selectable<DeliveriesTable> & { lease_id: string };
+
+/** What the worker decided after one attempt. */
+export interface CompletedAttempt {
+  delivery: ClaimedDelivery;
+  attemptedAt: Date;
+  result: AttemptResult;
+  /** pending with the next attempt time, or a final state. */
+  next: { status: 'pending'; nextAttemptAt: Date } | { status: 'succeeded' | 'failed' };
+  /** Disable the webhook now (410 Gone), with this reason. */
+  disableWebhook?: string;
+}
+
+export interface DeliveryPage {
+  items: Delivery[];
+  next?: { createdAt: string; id: string };
+}
+
+function toAttempt(row: Selectable<DeliveryAttemptsTable>): DeliveryAttempt {
+  return {
+    attemptedAt: row.attempted_at,
+    succeeded: Boolean(row.succeeded),
+    ...(row.reason ? { reason: row.reason as NonNullable<DeliveryAttempt['reason']> } : {}),
+    ...(row.response_status !== null ? { responseStatus: row.response_status } : {}),
+    durationMs: row.duration_ms,
+    ...(row.response_body !== null ? { responseBody: row.response_body } : {}),
+    detail: row.detail,
+  };
+}
+
+function toDelivery(row: Selectable<DeliveriesTable>, attempts: DeliveryAttempt[]): Delivery {
+  return {
+    id: row.id,
+    webhookId: row.webhook_id,
+    ...(row.event_id ? { eventId: row.event_id } : {}),
+    eventType: row.event_type,
+    messageId: row.message_id,
+    status: row.status,
+    attempts,
+    ...(row.status === 'pending' && row.next_attempt_at ? { nextAttemptAt: row.next_attempt_at } : {}),
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}
 
 export interface AttemptResult {
   ok: boolean;
@@ -43,6 +94,7 @@ export class DeliveryStore {
           attempt_count: 1,
           next_attempt_at: null,
           lease_until: null,
+          lease_id: null,
           created_at: at,
           updated_at: new Date().toISOString(),
         })
@@ -62,5 +114,167 @@ export class DeliveryStore {
         .execute();
     });
     return id;
+  }
+
+  /**
+   * Leases up to `limit` due deliveries of enabled webhooks (a disabled webhook's deliveries wait, paused). One
+   * statement, so two workers never take the same row: SQLite serialises writers, PostgreSQL skips rows another
+   * worker has locked.
+   */
+  async claimDue(limit: number, leaseMs: number, now = new Date()): Promise<ClaimedDelivery[]> {
+    const at = now.toISOString();
+    const leaseId = randomUUID();
+    const pg = isPostgres(this.db);
+    const rows = await this.db
+      .updateTable('deliveries')
+      .set({ lease_until: new Date(now.getTime() + leaseMs).toISOString(), lease_id: leaseId })
+      .where('id', 'in', (eb) => {
+        const due = eb
+          .selectFrom('deliveries')
+          .select('id')
+          .where('status', '=', 'pending')
+          .where('next_attempt_at', '<=', at)
+          .where((w) => w.or([w('lease_until', 'is', null), w('lease_until', '<', at)]))
+          .where('webhook_id', 'in', (s) => s.selectFrom('webhooks').select('id').where('enabled', '=', 1))
+          .orderBy('next_attempt_at')
+          .limit(limit);
+        return pg ? due.forUpdate().skipLocked() : due;
+      })
+      .returningAll()
+      .execute();
+    return rows as ClaimedDelivery[];
+  }
+
+  /** Records a batch of attempts in one transaction (one disk sync for many deliveries). */
+  async complete(batch: readonly CompletedAttempt[], disableAfterMs: number): Promise<void> {
+    if (batch.length === 0) return;
+    const now = new Date().toISOString();
+    const cutoff = new Date(Date.now() - disableAfterMs).toISOString();
+    await this.db.transaction().execute(async (tx) => {
+      for (const { delivery, attemptedAt, result, next, disableWebhook } of batch) {
+        await tx
+          .insertInto('delivery_attempts')
+          .values({
+            delivery_id: delivery.id,
+            attempted_at: attemptedAt.toISOString(),
+            succeeded: result.ok ? 1 : 0,
+            reason: result.reason ?? null,
+            response_status: result.responseStatus ?? null,
+            duration_ms: Math.round(result.durationMs),
+            response_body: result.responseBody ?? null,
+            detail: result.detail,
+          })
+          .execute();
+        // Only the lease holder moves the state; a worker whose lease ran out has lost the delivery to another.
+        await tx
+          .updateTable('deliveries')
+          .set({
+            status: next.status,
+            attempt_count: (eb) => eb('attempt_count', '+', 1),
+            next_attempt_at: next.status === 'pending' ? next.nextAttemptAt.toISOString() : null,
+            lease_until: null,
+            lease_id: null,
+            updated_at: now,
+          })
+          .where('id', '=', delivery.id)
+          .where('lease_id', '=', delivery.lease_id)
+          .execute();
+        if (result.ok) {
+          await tx
+            .updateTable('webhooks')
+            .set({ failing_since: null })
+            .where('id', '=', delivery.webhook_id)
+            .where('failing_since', 'is not', null)
+            .execute();
+          continue;
+        }
+        await tx
+          .updateTable('webhooks')
+          .set({ failing_since: attemptedAt.toISOString() })
+          .where('id', '=', delivery.webhook_id)
+          .where('failing_since', 'is', null)
+          .execute();
+        const reason =
+          disableWebhook ?? `Every delivery failed for more than ${Math.round(disableAfterMs / 3_600_000)} hours.`;
+        let disable = tx
+          .updateTable('webhooks')
+          .set({ enabled: 0, disabled_reason: reason, disabled_at: now, updated_at: now })
+          .where('id', '=', delivery.webhook_id)
+          .where('enabled', '=', 1);
+        if (!disableWebhook) disable = disable.where('failing_since', '<=', cutoff);
+        await disable.execute();
+      }
+    });
+  }
+
+  /** A webhook's deliveries, newest first, with their attempts. */
+  async listForWebhook(
+    tenantId: string,
+    webhookId: string,
+    options: { status?: DeliveryStatus; limit: number; before?: { createdAt: string; id: string } },
+  ): Promise<DeliveryPage> {
+    let query = this.db
+      .selectFrom('deliveries')
+      .selectAll()
+      .where('tenant_id', '=', tenantId)
+      .where('webhook_id', '=', webhookId);
+    if (options.status) query = query.where('status', '=', options.status);
+    const before = options.before;
+    if (before) {
+      query = query.where((eb) =>
+        eb.or([
+          eb('created_at', '<', before.createdAt),
+          eb.and([eb('created_at', '=', before.createdAt), eb('id', '<', before.id)]),
+        ]),
+      );
+    }
+    const rows = await query.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(options.limit + 1).execute();
+    const page = rows.slice(0, options.limit);
+    const attempts = await this.attemptsOf(page.map((row) => row.id));
+    const last = page.at(-1);
+    return {
+      items: page.map((row) => toDelivery(row, attempts.get(row.id) ?? [])),
+      ...(rows.length > options.limit && last ? { next: { createdAt: last.created_at, id: last.id } } : {}),
+    };
+  }
+
+  /** Makes the delivery due now; 'in-flight' while a worker holds it; undefined when there is no such delivery. */
+  async retryNow(tenantId: string, webhookId: string, deliveryId: string): Promise<Delivery | 'in-flight' | undefined> {
+    const now = new Date().toISOString();
+    const row = await this.db
+      .updateTable('deliveries')
+      .set({ status: 'pending', next_attempt_at: now, updated_at: now })
+      .where('tenant_id', '=', tenantId)
+      .where('webhook_id', '=', webhookId)
+      .where('id', '=', deliveryId)
+      .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
+      .returningAll()
+      .executeTakeFirst();
+    if (row) return toDelivery(row, (await this.attemptsOf([row.id])).get(row.id) ?? []);
+    const exists = await this.db
+      .selectFrom('deliveries')
+      .select('id')
+      .where('tenant_id', '=', tenantId)
+      .where('webhook_id', '=', webhookId)
+      .where('id', '=', deliveryId)
+      .executeTakeFirst();
+    return exists ? 'in-flight' : undefined;
+  }
+
+  private async attemptsOf(deliveryIds: string[]): Promise<Map<string, DeliveryAttempt[]>> {
+    const byDelivery = new Map<string, DeliveryAttempt[]>();
+    if (deliveryIds.length === 0) return byDelivery;
+    const rows = await this.db
+      .selectFrom('delivery_attempts')
+      .selectAll()
+      .where('delivery_id', 'in', deliveryIds)
+      .orderBy('seq')
+      .execute();
+    for (const row of rows) {
+      const list = byDelivery.get(row.delivery_id) ?? [];
+      list.push(toAttempt(row));
+      byDelivery.set(row.delivery_id, list);
+    }
+    return byDelivery;
   }
 }

@@ -15,6 +15,14 @@ export interface WebhooksTable {
   enabled: number;
   headers: string;
   secret: string;
+  /** During a rotation's grace period the old secret signs too, until previous_secret_expires_at. */
+  previous_secret: string | null;
+  previous_secret_expires_at: string | null;
+  /** Set when the service disabled the webhook by itself (410 Gone, or failing for too long). */
+  disabled_reason: string | null;
+  disabled_at: string | null;
+  /** When deliveries started failing without a success since; null while they succeed. */
+  failing_since: string | null;
   created_at: string;
   updated_at: string;
 }
@@ -48,9 +56,22 @@ export interface DeliveriesTable {
   status: DeliveryStatus;
   attempt_count: number;
   next_attempt_at: string | null;
+  /** A worker holds the delivery until then; another may take it over after. */
   lease_until: string | null;
+  /** Names the holder of the lease: only it may record the outcome (a fencing token). */
+  lease_id: string | null;
   created_at: string;
   updated_at: string;
+}
+
+export interface EventsTable {
+  id: string;
+  tenant_id: string;
+  type: string;
+  data: string;
+  idempotency_key: string | null;
+  delivery_count: number;
+  created_at: string;
 }
 
 export interface DeliveryAttemptsTable {
@@ -71,4 +92,5 @@ export interface Database {
   api_keys: ApiKeysTable;
   deliveries: DeliveriesTable;
   delivery_attempts: DeliveryAttemptsTable;
+  events: EventsTable;
 }

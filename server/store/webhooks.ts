@@ -5,8 +5,13 @@ import type { Webhook } from '../contract.js';
 import { isUniqueViolation } from './dialect.js';
 import type { Database, WebhooksTable } from './schema.js';
 
-/** A webhook as stored: the contract's Webhook plus what is never shown (its tenant and secret). */
-export type WebhookRecord = Omit<Webhook, 'secret'> & { tenantId: string; secret: string };
+/** A webhook as stored: the contract's Webhook plus what is never shown (its tenant and secrets). */
+export type WebhookRecord = Omit<Webhook, 'secret'> & {
+  tenantId: string;
+  secret: string;
+  /** The secret before the last rotation, while its grace period lasts. */
+  previousSecret?: { secret: string; expiresAt: string };
+};
 
 /** What create and replace write: the parameters after validation and defaults. */
 export interface WebhookInput {
@@ -39,10 +44,20 @@ function toRecord(row: Selectable<WebhooksTable>): WebhookRecord {
     ...(row.description !== null ? { description: row.description } : {}),
     enabled: Boolean(row.enabled),
     headers: JSON.parse(row.headers) as Record<string, string>,
+    ...(row.disabled_reason && row.disabled_at ? { disabledReason: row.disabled_reason, disabledAt: row.disabled_at } : {}),
     secret: row.secret,
+    ...(row.previous_secret && row.previous_secret_expires_at
+      ? { previousSecret: { secret: row.previous_secret, expiresAt: row.previous_secret_expires_at } }
+      : {}),
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };
+}
+
+/** The secrets that sign a delivery now: the current one, and the previous one during its grace period. */
+export function signingSecrets(webhook: WebhookRecord, now = new Date()): string[] {
+  const previous = webhook.previousSecret;
+  return previous && Date.parse(previous.expiresAt) > now.getTime() ? [webhook.secret, previous.secret] : [webhook.secret];
 }
 
 function columns(input: WebhookInput) {
@@ -56,6 +71,18 @@ function columns(input: WebhookInput) {
   };
 }
 
+/** Enabled webhooks of a tenant with their event filters: the fan-out of a published event. */
+export async function subscribersOf(db: Kysely<Database>, tenantId: string): Promise<{ id: string; events: string[] }[]> {
+  const rows = await db
+    .selectFrom('webhooks')
+    .select(['id', 'events'])
+    .where('tenant_id', '=', tenantId)
+    .where('enabled', '=', 1)
+    .orderBy('seq')
+    .execute();
+  return rows.map((row) => ({ id: row.id, events: JSON.parse(row.events) as string[] }));
+}
+
 export class WebhookStore {
   constructor(private readonly db: Kysely<Database>) {}
 
@@ -66,6 +93,11 @@ export class WebhookStore {
       tenant_id: tenantId,
       ...columns(input),
       secret,
+      previous_secret: null,
+      previous_secret_expires_at: null,
+      disabled_reason: null,
+      disabled_at: null,
+      failing_since: null,
       created_at: now,
       updated_at: now,
     };
@@ -109,7 +141,13 @@ export class WebhookStore {
     try {
       const row = await this.db
         .updateTable('webhooks')
-        .set({ ...columns(input), ...(secret ? { secret } : {}), updated_at: new Date().toISOString() })
+        .set({
+          ...columns(input),
+          ...(secret ? { secret } : {}),
+          // Enabling again is how a person answers an automatic disable: start afresh.
+          ...(input.enabled ? { disabled_reason: null, disabled_at: null, failing_since: null } : {}),
+          updated_at: new Date().toISOString(),
+        })
         .where('tenant_id', '=', tenantId)
         .where('id', '=', id)
         .returningAll()
@@ -118,6 +156,38 @@ export class WebhookStore {
     } catch (error) {
       throw await this.explainConflict(error, tenantId, input.callbackUrlKey);
     }
+  }
+
+  /** Makes `secret` the signing secret; the old one keeps signing until the grace period ends. */
+  async rotateSecret(
+    tenantId: string,
+    id: string,
+    secret: string,
+    graceMs: number,
+  ): Promise<{ previousSecretExpiresAt?: string } | undefined> {
+    const now = Date.now();
+    const expiresAt = graceMs > 0 ? new Date(now + graceMs).toISOString() : null;
+    const row = await this.db
+      .updateTable('webhooks')
+      .set((eb) => ({
+        previous_secret: expiresAt ? eb.ref('secret') : null,
+        previous_secret_expires_at: expiresAt,
+        secret,
+        updated_at: new Date(now).toISOString(),
+      }))
+      .where('tenant_id', '=', tenantId)
+      .where('id', '=', id)
+      .returning('id')
+      .executeTakeFirst();
+    if (!row) return undefined;
+    return expiresAt ? { previousSecretExpiresAt: expiresAt } : {};
+  }
+
+  /** The webhooks with these ids (any tenant): what the delivery worker needs to send. */
+  async getMany(ids: readonly string[]): Promise<Map<string, WebhookRecord>> {
+    if (ids.length === 0) return new Map();
+    const rows = await this.db.selectFrom('webhooks').selectAll().where('id', 'in', [...new Set(ids)]).execute();
+    return new Map(rows.map((row) => [row.id, toRecord(row)]));
   }
 
   async delete(tenantId: string, id: string): Promise<boolean> {

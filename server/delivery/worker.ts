@@ -1,0 +1,176 @@
+// The delivery worker: leases due deliveries from the store (the deliveries table is the queue), sends them
+// signed through the guarded sender, and records each outcome. At least once: a worker that dies mid-delivery
+// loses its lease, and another worker (or this process after a restart) sends the message again with the same
+// webhook-id. Order between deliveries is not kept.
+import type { FastifyBaseLogger } from 'fastify';
+import type { ClaimedDelivery, CompletedAttempt, DeliveryStore } from '../store/deliveries.js';
+import { signingSecrets, type WebhookRecord, type WebhookStore } from '../store/webhooks.js';
+import type { HttpSender } from './http-sender.js';
+import { nextAttempt } from './retry-schedule.js';
+import { signPayload } from './signature.js';
+
+export interface WorkerOptions {
+  deliveries: DeliveryStore;
+  webhooks: WebhookStore;
+  sender: HttpSender;
+  /** Delay before each attempt, in ms; its length is the number of attempts. */
+  retrySchedule: readonly number[];
+  /** How long a claim lasts; longer than one attempt can take. */
+  leaseMs: number;
+  /** How often to look for due deliveries when nothing wakes the worker sooner. */
+  pollMs: number;
+  /** Deliveries in flight at most. */
+  maxInFlight: number;
+  disableAfterMs: number;
+  log: FastifyBaseLogger;
+}
+
+/** Outcomes are written in batches: one transaction (one disk sync) for many deliveries. */
+const flushEveryMs = 20;
+const flushAtCount = 200;
+
+export class DeliveryWorker {
+  private running = false;
+  private loop?: Promise<void>;
+  private inFlight = 0;
+  private pending: CompletedAttempt[] = [];
+  private flushing?: Promise<void>;
+  private flushTimer?: NodeJS.Timeout;
+  private wake?: () => void;
+
+  constructor(private readonly options: WorkerOptions) {}
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.loop = this.run();
+  }
+
+  /** Tells the worker that deliveries may be due now (a publish or a retry in this process). */
+  notify(): void {
+    this.wake?.();
+  }
+
+  /** Stops claiming, waits for deliveries in flight and records them. */
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    this.running = false;
+    this.wake?.();
+    await this.loop;
+    while (this.inFlight > 0) await new Promise<void>((resolve) => (this.wake = resolve));
+    await this.flush();
+  }
+
+  private async run(): Promise<void> {
+    const { deliveries, leaseMs, maxInFlight, pollMs, log } = this.options;
+    while (this.running) {
+      let claimed: ClaimedDelivery[] = [];
+      const room = maxInFlight - this.inFlight;
+      if (room > 0) {
+        try {
+          claimed = await deliveries.claimDue(room, leaseMs);
+        } catch (error) {
+          log.error({ err: error }, 'delivery worker could not claim deliveries; retrying');
+        }
+        if (claimed.length > 0) this.dispatch(claimed);
+      }
+      // Full batch and room left: look again at once. Otherwise wait for a wake-up or the poll interval.
+      if (claimed.length === 0 || claimed.length < room || this.inFlight >= maxInFlight) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, pollMs);
+          this.wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        this.wake = undefined;
+      }
+    }
+  }
+
+  private dispatch(claimed: ClaimedDelivery[]): void {
+    // Counted from the claim on, so the loop never holds more than maxInFlight leases.
+    this.inFlight += claimed.length;
+    void this.options.webhooks
+      .getMany(claimed.map((delivery) => delivery.webhook_id))
+      .then((webhooks) => {
+        for (const delivery of claimed) {
+          const webhook = webhooks.get(delivery.webhook_id);
+          // Deleted since it was claimed: its deliveries went with it (cascade), nothing to do.
+          if (webhook) void this.deliver(delivery, webhook);
+          else this.finished();
+        }
+      })
+      .catch((error: unknown) => {
+        // The leases run out and the deliveries are claimed again.
+        this.options.log.error({ err: error }, 'delivery worker could not load webhooks');
+        for (let i = 0; i < claimed.length; i++) this.finished();
+      });
+  }
+
+  private finished(): void {
+    this.inFlight--;
+    this.wake?.();
+  }
+
+  private async deliver(delivery: ClaimedDelivery, webhook: WebhookRecord) {
+    try {
+      const attemptedAt = new Date();
+      const timestamp = Math.floor(attemptedAt.getTime() / 1000);
+      const result = await this.options.sender.send({
+        url: webhook.callbackUrl,
+        headers: {
+          ...webhook.headers,
+          'webhook-id': delivery.message_id,
+          'webhook-timestamp': String(timestamp),
+          'webhook-signature': signPayload({
+            secrets: signingSecrets(webhook, attemptedAt),
+            messageId: delivery.message_id,
+            timestamp,
+            body: delivery.payload,
+          }),
+        },
+        body: delivery.payload,
+      });
+      const gone = result.responseStatus === 410;
+      const next = result.ok
+        ? ({ status: 'succeeded' } as const)
+        : gone
+          ? ({ status: 'failed' } as const)
+          : nextAttempt(this.options.retrySchedule, delivery.attempt_count + 1, new Date(), result.retryAfterMs);
+      this.pending.push({
+        delivery,
+        attemptedAt,
+        result,
+        next,
+        ...(gone ? { disableWebhook: 'The receiver answered 410 Gone.' } : {}),
+      });
+      this.scheduleFlush();
+    } catch (error) {
+      this.options.log.error({ err: error, deliveryId: delivery.id }, 'delivery attempt failed unexpectedly');
+    } finally {
+      this.finished();
+    }
+  }
+
+  private scheduleFlush(): void {
+    if (this.pending.length >= flushAtCount) void this.flush();
+    else this.flushTimer ??= setTimeout(() => void this.flush(), flushEveryMs);
+  }
+
+  private async flush(): Promise<void> {
+    clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
+    await this.flushing; // one transaction at a time
+    const batch = this.pending;
+    this.pending = [];
+    if (batch.length === 0) return;
+    this.flushing = this.options.deliveries
+      .complete(batch, this.options.disableAfterMs)
+      .catch((error: unknown) => {
+        // The leases run out and the deliveries are sent again: at least once holds.
+        this.options.log.error({ err: error, count: batch.length }, 'could not record delivery outcomes');
+      });
+    await this.flushing;
+  }
+}
