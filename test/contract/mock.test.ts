@@ -1,23 +1,19 @@
 // The contract as other teams first meet it: a real Prism mock of openapi/webhooks.yaml, called through our typed
 // client. Every answer is checked against the schema the contract declares for its operation and status, so an
 // example in the YAML that breaks its own schema, or a refusal the contract does not declare, fails here.
-import { type ChildProcess, spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { createWebhooksClient, type WebhookParms, type WebhooksClient } from '../../client/index.js';
+import { type PrismProcess, startPrism } from '../support/prism.js';
 
 // ajv-formats is CommonJS; under NodeNext its default import is the module object.
 const addFormats = addFormatsModule as unknown as typeof addFormatsModule.default;
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
-const readyDeadlineMs = 30_000; // Prism starts in ~2 s; a slow CI box gets room, a broken spec still ends the wait
-const stopDeadlineMs = 5_000;
 
 const id = '3f1c2a4e-8b7d-4c39-9a51-2d6f0e8b7a10';
 const parms: WebhookParms = { callbackUrl: 'https://shop.example.com/hooks/orders', events: ['order.created'] };
@@ -67,58 +63,17 @@ function expectDeclared(operationId: string, response: Response, body: unknown):
   expect(validate(body), ajv.errorsText(validate.errors)).toBe(true);
 }
 
-async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as { port: number };
-  server.close();
-  return port;
-}
-
-let prism: ChildProcess;
-let prismOutput = '';
+let prism: PrismProcess | undefined;
 let baseUrl: string;
 let api: WebhooksClient;
 
-async function waitUntilAnswering(): Promise<void> {
-  const deadline = Date.now() + readyDeadlineMs;
-  while (Date.now() < deadline) {
-    if (prism.exitCode !== null) throw new Error(`prism exited with ${prism.exitCode}:\n${prismOutput}`);
-    try {
-      if ((await fetch(`${baseUrl}/healthz`)).ok) return;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`prism did not answer within ${readyDeadlineMs} ms:\n${prismOutput}`);
-}
-
 beforeAll(async () => {
-  const port = await freePort();
-  baseUrl = `http://127.0.0.1:${port}`;
-  // Its own process group, so afterAll stops Prism and anything it forks in one signal.
-  prism = spawn(
-    `${root}node_modules/.bin/prism`,
-    ['mock', 'openapi/webhooks.yaml', '-h', '127.0.0.1', '-p', String(port)],
-    { cwd: root, detached: true, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  // Read the logs, or Prism blocks once the pipe fills; keep the tail to explain a failed start.
-  const keep = (chunk: Buffer) => (prismOutput = (prismOutput + chunk.toString()).slice(-20_000));
-  prism.stdout!.on('data', keep);
-  prism.stderr!.on('data', keep);
-  await waitUntilAnswering();
+  prism = await startPrism(['mock', 'openapi/webhooks.yaml']);
+  baseUrl = prism.url;
   api = createWebhooksClient({ baseUrl, token: 'whk_mock' });
 });
 
-afterAll(async () => {
-  if (!prism || prism.exitCode !== null || prism.signalCode !== null) return;
-  const exited = once(prism, 'exit');
-  process.kill(-prism.pid!, 'SIGTERM');
-  const timer = setTimeout(() => process.kill(-prism.pid!, 'SIGKILL'), stopDeadlineMs);
-  await exited;
-  clearTimeout(timer);
-});
+afterAll(() => prism?.stop());
 
 describe('the Prism mock, through the typed client', () => {
   const operations: [string, (api: WebhooksClient) => Promise<{ data?: unknown; response: Response }>][] = [
