@@ -28,6 +28,19 @@ export interface DeliveryPage {
   next?: { createdAt: string; id: string };
 }
 
+function attemptRow(deliveryId: string, attemptedAt: Date, result: AttemptResult) {
+  return {
+    delivery_id: deliveryId,
+    attempted_at: attemptedAt.toISOString(),
+    succeeded: result.ok ? 1 : 0,
+    reason: result.reason ?? null,
+    response_status: result.responseStatus ?? null,
+    duration_ms: Math.round(result.durationMs),
+    response_body: result.responseBody ?? null,
+    detail: result.detail,
+  };
+}
+
 function toAttempt(row: Selectable<DeliveryAttemptsTable>): DeliveryAttempt {
   return {
     attemptedAt: row.attempted_at,
@@ -99,19 +112,7 @@ export class DeliveryStore {
           updated_at: new Date().toISOString(),
         })
         .execute();
-      await tx
-        .insertInto('delivery_attempts')
-        .values({
-          delivery_id: id,
-          attempted_at: at,
-          succeeded: result.ok ? 1 : 0,
-          reason: result.reason ?? null,
-          response_status: result.responseStatus ?? null,
-          duration_ms: Math.round(result.durationMs),
-          response_body: result.responseBody ?? null,
-          detail: result.detail,
-        })
-        .execute();
+      await tx.insertInto('delivery_attempts').values(attemptRow(id, attemptedAt, result)).execute();
     });
     return id;
   }
@@ -152,19 +153,7 @@ export class DeliveryStore {
     const cutoff = new Date(Date.now() - disableAfterMs).toISOString();
     await this.db.transaction().execute(async (tx) => {
       for (const { delivery, attemptedAt, result, next, disableWebhook } of batch) {
-        await tx
-          .insertInto('delivery_attempts')
-          .values({
-            delivery_id: delivery.id,
-            attempted_at: attemptedAt.toISOString(),
-            succeeded: result.ok ? 1 : 0,
-            reason: result.reason ?? null,
-            response_status: result.responseStatus ?? null,
-            duration_ms: Math.round(result.durationMs),
-            response_body: result.responseBody ?? null,
-            detail: result.detail,
-          })
-          .execute();
+        await tx.insertInto('delivery_attempts').values(attemptRow(delivery.id, attemptedAt, result)).execute();
         // Only the lease holder moves the state; a worker whose lease ran out has lost the delivery to another.
         await tx
           .updateTable('deliveries')
