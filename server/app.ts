@@ -72,8 +72,15 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
   });
   app.decorate('db', db);
   app.decorateRequest('principal', null);
+  // Once closing, answers end their connection: a keep-alive socket that falls idle only after close began would
+  // otherwise hold the process until the keep-alive timeout.
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
+    if (closing) reply.header('connection', 'close');
   });
 
   const guard = createAddressGuard({ allowedCidrs: config.delivery.allowedCidrs });

@@ -1,5 +1,8 @@
 // What the service answers besides the webhook operations: health, its own contract, CORS, request ids, and a
 // clean 500 when something unexpected breaks.
+import { once } from 'node:events';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { contractYaml } from '../../server/contract.js';
@@ -77,6 +80,32 @@ describe('CORS', () => {
     const other = await fetch(`${service.baseUrl}/healthz`, { headers: { origin: 'https://evil.example.com' } });
     expect(other.headers.get('access-control-allow-origin')).toBeNull();
   });
+});
+
+it('closes promptly while a request is in flight, after answering it', async () => {
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => (release = resolve));
+  const receiver = createServer((_request, response) => void held.then(() => response.end('ok')));
+  await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+  const arrived = once(receiver, 'request');
+  try {
+    service = await startService();
+    const api = service.client(await service.token());
+    const port = (receiver.address() as AddressInfo).port;
+    const { data } = await api.POST('/api/web/v1/webhooks', { body: { callbackUrl: `http://127.0.0.1:${port}/h`, events: ['*'] } });
+    const inFlight = api.POST('/api/web/v1/webhooks/test/{id}', { params: { path: { id: data!.id } } });
+    await arrived;
+    const closing = service.close();
+    service = undefined;
+    release();
+    expect((await inFlight).response.status).toBe(200);
+    // Without `connection: close` on answers given while closing, the keep-alive socket held close for ~72 s.
+    const started = Date.now();
+    await closing;
+    expect(Date.now() - started).toBeLessThan(5_000);
+  } finally {
+    receiver.close();
+  }
 });
 
 it('gives every answer a request id', async () => {

@@ -4,24 +4,32 @@ import { loadConfig } from '../../server/config.js';
 import { ApiKeyStore } from '../../server/store/api-keys.js';
 import { createWebhooksClient } from '../../client/index.js';
 import type { FastifyInstance } from 'fastify';
-import { type Backend, backends } from './backends.js';
+import { type Backend, backends, type StoreSetup } from './backends.js';
 
 export const allPermissions = ['WEBHOOKS:VIEW', 'WEBHOOKS:ADD', 'WEBHOOKS:EDIT', 'WEBHOOKS:REMOVE'];
 
 export interface TestService {
   baseUrl: string;
   app: FastifyInstance;
+  /** The store it runs on; pass it as `options.store` to start a second instance over the same data. */
+  store: StoreSetup;
   /** A fresh API key token for the tenant with the permissions (all WEBHOOKS ones by default). */
   token(tenant?: string, permissions?: string[]): Promise<string>;
   client(token: string): ReturnType<typeof createWebhooksClient>;
   close(): Promise<void>;
 }
 
+export interface StartOptions {
+  /** Another service's store to open instead of a fresh one; closing this service then leaves it alone. */
+  store?: StoreSetup;
+}
+
 export async function startService(
   backend: Backend = backends[0]!,
   env: Record<string, string> = {},
+  options: StartOptions = {},
 ): Promise<TestService> {
-  const store = await backend.setup();
+  const store = options.store ?? (await backend.setup());
   const config = loadConfig({
     DATA_DIR: store.dataDir,
     ...(store.databaseUrl ? { DATABASE_URL: store.databaseUrl } : {}),
@@ -30,17 +38,24 @@ export async function startService(
     CALLBACK_ALLOWED_CIDRS: '127.0.0.0/8',
     ...env,
   });
-  const app = await buildApp(config);
+  let app: FastifyInstance;
+  try {
+    app = await buildApp(config);
+  } catch (error) {
+    if (!options.store) await store.cleanup(); // leave no empty schema or folder behind
+    throw error;
+  }
   const baseUrl = await app.listen({ host: '127.0.0.1', port: 0 });
   const keys = new ApiKeyStore(app.db);
   return {
     baseUrl,
     app,
+    store,
     token: async (tenant = 'tenant-a', permissions = allPermissions) => (await keys.create(tenant, permissions)).token,
     client: (token) => createWebhooksClient({ baseUrl, token }),
     close: async () => {
       await app.close();
-      await store.cleanup();
+      if (!options.store) await store.cleanup();
     },
   };
 }
