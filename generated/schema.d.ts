@@ -331,7 +331,7 @@ export interface components {
             secret?: components["schemas"]["WebhookSecret"];
             /**
              * @description Why the service disabled this webhook by itself (its receiver answered 410 Gone, or every delivery failed for days). Present only while it stays disabled for that reason; enabling it again with an update clears it.
-             * @example Every delivery failed from 2026-11-01T08:00:00.000Z for 5 days.
+             * @example Every delivery failed for 5 days without a success.
              */
             disabledReason?: string;
             /**
@@ -451,7 +451,7 @@ export interface components {
             };
         };
         /**
-         * @description `pending`: waiting for its first or next attempt; `succeeded`: a receiver accepted it with a 2xx; `failed`: the last scheduled attempt failed, the receiver answered 410 Gone, or the webhook was disabled.
+         * @description `pending`: waiting for its first or next attempt (while its webhook is disabled, paused until it is enabled again); `succeeded`: a receiver accepted it with a 2xx; `failed`: the last scheduled attempt failed, or the receiver answered 410 Gone.
          * @enum {string}
          */
         DeliveryStatus: "pending" | "succeeded" | "failed";

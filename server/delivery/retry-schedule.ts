@@ -22,3 +22,18 @@ export function nextAttempt(
   const wait = Math.max(jittered, Math.min(retryAfterMs ?? 0, maxRetryAfterMs));
   return { status: 'pending', nextAttemptAt: new Date(now.getTime() + wait) };
 }
+
+const durationUnits: [ms: number, singular: string][] = [
+  [86_400_000, 'day'],
+  [3_600_000, 'hour'],
+  [60_000, 'minute'],
+  [1_000, 'second'],
+];
+
+/** `5 days`, `2 hours`, `300 ms`: the largest whole unit, for sentences people read. */
+export function formatDuration(ms: number): string {
+  for (const [size, unit] of durationUnits) {
+    if (ms >= size && ms % size === 0) return `${ms / size} ${unit}${ms === size ? '' : 's'}`;
+  }
+  return `${ms} ms`;
+}

@@ -4,6 +4,7 @@ import type { Schemas } from '../contract.js';
 import { HttpProblem, problemType } from '../http/problems.js';
 import type { TestSender } from '../http/webhook-handlers.js';
 import type { DeliveryStore } from '../store/deliveries.js';
+import { signingSecrets } from '../store/webhooks.js';
 import type { HttpSender } from './http-sender.js';
 import { newMessageId, signPayload } from './signature.js';
 
@@ -24,7 +25,7 @@ export function createTestSender(sender: HttpSender, deliveries: DeliveryStore):
         ...webhook.headers,
         'webhook-id': messageId,
         'webhook-timestamp': String(timestamp),
-        'webhook-signature': signPayload({ secrets: [webhook.secret], messageId, timestamp, body }),
+        'webhook-signature': signPayload({ secrets: signingSecrets(webhook, now), messageId, timestamp, body }),
       },
       body,
     });

@@ -6,7 +6,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { ClaimedDelivery, CompletedAttempt, DeliveryStore } from '../store/deliveries.js';
 import { signingSecrets, type WebhookRecord, type WebhookStore } from '../store/webhooks.js';
 import type { HttpSender } from './http-sender.js';
-import { nextAttempt } from './retry-schedule.js';
+import { formatDuration, nextAttempt } from './retry-schedule.js';
 import { signPayload } from './signature.js';
 
 export interface WorkerOptions {
@@ -166,7 +166,10 @@ export class DeliveryWorker {
     this.pending = [];
     if (batch.length === 0) return;
     this.flushing = this.options.deliveries
-      .complete(batch, this.options.disableAfterMs)
+      .complete(batch, {
+        afterMs: this.options.disableAfterMs,
+        reason: `Every delivery failed for ${formatDuration(this.options.disableAfterMs)} without a success.`,
+      })
       .catch((error: unknown) => {
         // The leases run out and the deliveries are sent again: at least once holds.
         this.options.log.error({ err: error, count: batch.length }, 'could not record delivery outcomes');

@@ -146,11 +146,14 @@ export class DeliveryStore {
     return rows as ClaimedDelivery[];
   }
 
-  /** Records a batch of attempts in one transaction (one disk sync for many deliveries). */
-  async complete(batch: readonly CompletedAttempt[], disableAfterMs: number): Promise<void> {
+  /**
+   * Records a batch of attempts in one transaction (one disk sync for many deliveries). A webhook whose deliveries
+   * have failed since before `autoDisable.afterMs` ago without a success is disabled with `autoDisable.reason`.
+   */
+  async complete(batch: readonly CompletedAttempt[], autoDisable: { afterMs: number; reason: string }): Promise<void> {
     if (batch.length === 0) return;
     const now = new Date().toISOString();
-    const cutoff = new Date(Date.now() - disableAfterMs).toISOString();
+    const cutoff = new Date(Date.now() - autoDisable.afterMs).toISOString();
     await this.db.transaction().execute(async (tx) => {
       for (const { delivery, attemptedAt, result, next, disableWebhook } of batch) {
         await tx.insertInto('delivery_attempts').values(attemptRow(delivery.id, attemptedAt, result)).execute();
@@ -183,8 +186,7 @@ export class DeliveryStore {
           .where('id', '=', delivery.webhook_id)
           .where('failing_since', 'is', null)
           .execute();
-        const reason =
-          disableWebhook ?? `Every delivery failed for more than ${Math.round(disableAfterMs / 3_600_000)} hours.`;
+        const reason = disableWebhook ?? autoDisable.reason;
         let disable = tx
           .updateTable('webhooks')
           .set({ enabled: 0, disabled_reason: reason, disabled_at: now, updated_at: now })
