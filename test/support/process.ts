@@ -32,38 +32,85 @@ export interface ServeProcess {
 }
 
 /** Starts `serve` on a free port and resolves once it listens (bounded by timeoutMs). */
-export function startServe(env: Record<string, string>, timeoutMs = 20_000): Promise<ServeProcess> {
-  const child = spawn(process.execPath, [...entry, 'serve'], {
+export async function startServe(env: Record<string, string>, timeoutMs = 20_000): Promise<ServeProcess> {
+  const started = await spawnUntilReady(
+    'serve',
+    { PORT: '0', LOG_LEVEL: 'info', CALLBACK_ALLOWED_CIDRS: '127.0.0.0/8', ...env },
+    /^\{.*"msg":"webhooks-api is ready".*\}$/m,
+    timeoutMs,
+  );
+  const { url } = JSON.parse(started.readyLine) as { url: string };
+  // Logged after every start-up step, the bootstrap key included, so the token is already printed.
+  const token = /^ {2}(whk_\S+)$/m.exec(started.output())?.[1];
+  return {
+    child: started.child,
+    baseUrl: url,
+    output: started.output,
+    ...(token ? { bootstrapToken: token } : {}),
+    exited: started.exited,
+  };
+}
+
+export interface WorkerProcess {
+  child: ChildProcess;
+  /** Everything printed on stdout so far. */
+  output(): string;
+  exited: Promise<number | null>;
+}
+
+/** Starts `worker` (the delivery worker alone) and resolves once it says it is ready (bounded by timeoutMs). */
+export async function startWorker(env: Record<string, string>, timeoutMs = 20_000): Promise<WorkerProcess> {
+  const started = await spawnUntilReady(
+    'worker',
+    { LOG_LEVEL: 'info', CALLBACK_ALLOWED_CIDRS: '127.0.0.0/8', ...env },
+    /^\{.*"msg":"webhooks-api worker is ready".*\}$/m,
+    timeoutMs,
+  );
+  return { child: started.child, output: started.output, exited: started.exited };
+}
+
+interface Started {
+  child: ChildProcess;
+  readyLine: string;
+  output(): string;
+  exited: Promise<number | null>;
+}
+
+function spawnUntilReady(
+  command: string,
+  env: Record<string, string>,
+  readyLine: RegExp,
+  timeoutMs: number,
+): Promise<Started> {
+  const child = spawn(process.execPath, [...entry, command], {
     cwd: root,
-    env: { ...process.env, PORT: '0', LOG_LEVEL: 'info', CALLBACK_ALLOWED_CIDRS: '127.0.0.0/8', ...env },
+    env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';
   let stderr = '';
+  let ready = false;
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`serve did not start in ${timeoutMs} ms:\n${stdout}\n${stderr}`));
+      reject(new Error(`${command} did not start in ${timeoutMs} ms:\n${stdout}\n${stderr}`));
     }, timeoutMs);
-    const check = () => {
-      // Logged after every start-up step, the bootstrap key included, so the token is already printed.
-      const ready = /^\{.*"msg":"webhooks-api is ready".*\}$/m.exec(stdout);
-      if (ready) {
-        clearTimeout(timer);
-        const { url } = JSON.parse(ready[0]) as { url: string };
-        const token = /^ {2}(whk_\S+)$/m.exec(stdout)?.[1];
-        resolve({ child, baseUrl: url, output: () => stdout, ...(token ? { bootstrapToken: token } : {}), exited });
-      }
-    };
     child.stdout!.on('data', (chunk: Buffer) => {
       stdout += chunk.toString();
-      check();
+      // Once ready, stop scanning: a busy server logs every request, and rescanning all of it is quadratic.
+      if (ready) return;
+      const line = readyLine.exec(stdout);
+      if (line) {
+        ready = true;
+        clearTimeout(timer);
+        resolve({ child, readyLine: line[0], output: () => stdout, exited });
+      }
     });
     child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     void exited.then((code) => {
       clearTimeout(timer);
-      reject(new Error(`serve exited with ${code} before listening:\n${stdout}\n${stderr}`));
+      reject(new Error(`${command} exited with ${code} before it was ready:\n${stdout}\n${stderr}`));
     });
   });
 }
