@@ -1,0 +1,453 @@
+// npm run bench [-- --quick] [--profile] [--dist] [--only ab,delivery,growth,events]
+//
+// Measures the real service (child process, SQLite in a temp DATA_DIR, LOG_LEVEL=warn) side by side with a bare
+// Fastify baseline answering the same contract from memory, driven by autocannon from a third process on 127.0.0.1.
+// Writes the table to stdout and the numbers to bench-results/<timestamp>.json. See docs/performance.md.
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import SQLite from 'better-sqlite3';
+import { type EventBenchContext, eventsApiInContract, measureEventDelivery, publishAndAwaitDeliveries } from './bench/events.js';
+import { type LoadJob, LoadDriver } from './bench/load.js';
+import { cpuSecondsOf, installCleanup, machineBusySeconds, memoryOf, projectRoot, round } from './bench/processes.js';
+import { mainProfileIn, summarizeProfile } from './bench/profile.js';
+import { Receiver } from './bench/receiver.js';
+import {
+  type BenchResults,
+  type Compared,
+  evaluateTargets,
+  formatReport,
+  type Growth,
+  machine,
+  type MemoryRecord,
+  type ProfileRecord,
+  type Run,
+  type Settings,
+  side,
+  writeResults,
+} from './bench/report.js';
+import { comparedScenarios, type ScenarioName, scenarios } from './bench/scenarios.js';
+import {
+  distEntry,
+  distIsBuilt,
+  measureCommitCost,
+  type SeededStore,
+  type ServerHandle,
+  seedStore,
+  startBaseline,
+  startService,
+} from './bench/servers.js';
+import { round3 } from './bench/stats.js';
+import { measureTestDelivery } from './bench/test-delivery.js';
+
+const usage = `Usage: npm run bench -- [options]
+
+  --quick            short runs (under a minute): 1.5 s per run, 1 A/B round, growth 100 vs 1,000 webhooks
+  --profile          afterwards, profile the service per scenario (node --cpu-prof) and summarise the profiles
+  --dist             run the service from ${distEntry} (npm run build first) instead of through tsx
+  --only LIST        run only some sections: ab, delivery, growth, events, profile (comma-separated)
+  --duration S       measured seconds per run (default 10, quick 1.5)
+  --rounds N         A/B rounds (default 2, quick 1)
+  --connections N    concurrent connections (default 10)
+  --large N          the large growth size (default 100000, quick 1000)`;
+
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    profile: { type: 'boolean', default: false },
+    dist: { type: 'boolean', default: false },
+    only: { type: 'string' },
+    duration: { type: 'string' },
+    rounds: { type: 'string' },
+    connections: { type: 'string' },
+    large: { type: 'string' },
+    help: { type: 'boolean', default: false },
+  },
+});
+if (args.help) {
+  console.log(usage);
+  process.exit(0);
+}
+
+function positive(text: string | undefined, fallback: number, name: string): number {
+  if (text === undefined) return fallback;
+  const value = Number(text);
+  if (!(value > 0) || !Number.isFinite(value)) {
+    console.error(`bench: --${name} must be a positive number, not "${text}"`);
+    process.exit(2);
+  }
+  return value;
+}
+
+const quick = args.quick;
+const large = Math.round(positive(args.large, quick ? 1_000 : 100_000, 'large'));
+const settings: Settings = {
+  mode: quick ? 'quick' : 'full',
+  serviceFrom: args.dist ? 'dist' : 'tsx',
+  connections: Math.round(positive(args.connections, 10, 'connections')),
+  durationSec: positive(args.duration, quick ? 1.5 : 10, 'duration'),
+  warmupSec: quick ? 0.5 : 2,
+  rounds: Math.round(positive(args.rounds, quick ? 1 : 2, 'rounds')),
+  seedWebhooks: 1_000,
+  growthSizes: [Math.min(quick ? 100 : 1_000, large), large],
+  testDeliverySamples: quick ? 200 : 2_000,
+  events: quick ? 500 : 10_000,
+};
+const sections = new Set((args.only ?? 'ab,delivery,growth,events').split(',').map((s) => s.trim()));
+for (const section of sections) {
+  if (!['ab', 'delivery', 'growth', 'events', 'profile'].includes(section)) {
+    console.error(`bench: unknown section "${section}" in --only (ab, delivery, growth, events, profile)`);
+    process.exit(2);
+  }
+}
+const profiling = args.profile || sections.has('profile');
+if (args.dist && !distIsBuilt()) {
+  console.error(`bench: --dist needs ${distEntry}: run npm run build first`);
+  process.exit(2);
+}
+
+installCleanup();
+// Every phase is bounded; this bounds the whole run too, whatever hangs.
+const budgetMs = (quick ? 3 : 15) * 60_000 + (profiling ? 5 * 60_000 : 0);
+setTimeout(() => {
+  console.error(`bench: gave up after ${budgetMs / 60_000} minutes`);
+  process.exit(1);
+}, budgetMs).unref();
+
+const log = (text: string) => process.stderr.write(`${text}\n`);
+const startedAt = new Date();
+const warnings: string[] = [];
+const memory: MemoryRecord[] = [];
+const serviceOptions = { dist: args.dist };
+
+function recordMemory(what: string, server: ServerHandle, webhooks: number): void {
+  const sample = memoryOf(server.process.pid);
+  memory.push({ what, webhooks, ...sample });
+  log(`  memory: ${what} (${webhooks} webhooks): ${sample.rssMb} MB (peak ${sample.peakRssMb} MB)`);
+}
+
+function countWebhooks(dataDir: string): number {
+  const db = new SQLite(join(dataDir, 'webhooks.db'), { readonly: true, fileMustExist: true });
+  try {
+    return (db.prepare('select count(*) as n from webhooks').get() as { n: number }).n;
+  } finally {
+    db.close();
+  }
+}
+
+/** A random sample of ids for the read and update scenarios (the driver does not need all 100,000). */
+function sample(ids: string[], size = 2_000): string[] {
+  if (ids.length <= size) return ids;
+  const picked = new Set<string>();
+  while (picked.size < size) picked.add(ids[Math.floor(Math.random() * ids.length)]!);
+  return [...picked];
+}
+
+type Job = Omit<LoadJob, 'url'>;
+
+const job = (scenario: ScenarioName, store: Pick<SeededStore, 'token'>, ids: string[]): Job => ({
+  scenario,
+  token: store.token,
+  ids,
+  connections: settings.connections,
+  durationSec: settings.durationSec,
+  warmupSec: settings.warmupSec,
+});
+
+/** One load job against one server, with the CPU the server and every other process used meanwhile. */
+async function measure(driver: LoadDriver, server: ServerHandle, work: Job, round: number): Promise<Run> {
+  server.process.assertRunning(server.name);
+  const serverBefore = cpuSecondsOf(server.process.pid);
+  const driverBefore = cpuSecondsOf(driver.pid);
+  const machineBefore = machineBusySeconds();
+  const started = performance.now();
+  const result = await driver.run({ ...work, url: server.url });
+  const seconds = (performance.now() - started) / 1000;
+  server.process.assertRunning(server.name);
+  const serverCpuCores = round3((cpuSecondsOf(server.process.pid) - serverBefore) / seconds);
+  const driverCores = (cpuSecondsOf(driver.pid) - driverBefore) / seconds;
+  const otherCpuCores = round3(Math.max(0, (machineBusySeconds() - machineBefore) / seconds - serverCpuCores - driverCores));
+  const l = result.latency;
+  log(
+    `  ${work.scenario.padEnd(6)} ${server.name.padEnd(18)} round ${round}: ${result.reqPerSec} req/s, ` +
+      `p50 ${l.p50} ms, p99 ${l.p99} ms; cores: server ${serverCpuCores}, driver ${result.driverCpuCores}, ` +
+      `others ${otherCpuCores}` +
+      (result.non2xx || result.errors ? `; ${result.non2xx} non-2xx, ${result.errors} errors` : ''),
+  );
+  const where = `${work.scenario} on ${server.name}, round ${round}`;
+  if (result.non2xx || result.errors) {
+    warnings.push(
+      `${where}: ${result.non2xx} non-2xx and ${result.errors} errors (${JSON.stringify(result.statusCodes)})` +
+        (result.firstFailure ? `; first: ${result.firstFailure}` : ''),
+    );
+  }
+  if (result.driverCpuCores > 0.9 && serverCpuCores < 0.85) {
+    warnings.push(`${where}: the load driver used ${result.driverCpuCores} cores, the server ${serverCpuCores}: the driver may be the limit`);
+  }
+  return { round, result, serverCpuCores, otherCpuCores };
+}
+
+/** Runs a scenario on each target in turn, `rounds` times (A/B/A/B…), so drift on the machine hits all alike. */
+async function alternate(
+  driver: LoadDriver,
+  scenario: ScenarioName,
+  targets: { server: ServerHandle; store: SeededStore; ids: string[] }[],
+): Promise<Run[][]> {
+  const runs: Run[][] = targets.map(() => []);
+  for (let round = 1; round <= settings.rounds; round++) {
+    for (const [i, target] of targets.entries()) {
+      runs[i]!.push(await measure(driver, target.server, job(scenario, target.store, target.ids), round));
+    }
+  }
+  return runs;
+}
+
+const eventContext = (driver: LoadDriver, receiver: Receiver): EventBenchContext => ({
+  driver,
+  receiver,
+  events: settings.events,
+  connections: settings.connections,
+  drainTimeoutMs: quick ? 30_000 : 120_000,
+  rssOf: (pid) => memoryOf(pid).rssMb,
+  service: serviceOptions,
+});
+
+const nowUs = () => Number(process.hrtime.bigint() / 1000n);
+
+/**
+ * Starts a server under node --cpu-prof, runs `work` (which answers how many requests it made), stops the server
+ * and summarises the samples taken during `work` only (start-up and module loading left out).
+ */
+async function profile(
+  title: string,
+  dir: string,
+  start: (nodeArgs: string[]) => Promise<ServerHandle>,
+  work: (server: ServerHandle) => Promise<number>,
+): Promise<ProfileRecord | undefined> {
+  log(`profiling: ${title}`);
+  const server = await start(['--cpu-prof', '--cpu-prof-dir', dir]);
+  let window: { fromUs: number; toUs: number; requests: number };
+  let onCpuCores: number;
+  try {
+    const fromUs = nowUs();
+    const cpuBefore = cpuSecondsOf(server.process.pid);
+    const requests = await work(server);
+    window = { fromUs, toUs: nowUs(), requests };
+    onCpuCores = round3((cpuSecondsOf(server.process.pid) - cpuBefore) / ((window.toUs - window.fromUs) / 1e6));
+  } finally {
+    // The profile is written when the process exits normally; both servers exit on SIGTERM.
+    await server.process.stop(30_000);
+  }
+  const file = mainProfileIn(dir);
+  if (!file) {
+    warnings.push(`profile of ${title}: no .cpuprofile written in ${dir}`);
+    return undefined;
+  }
+  return { scenario: title, onCpuCores, summary: summarizeProfile(file, 15, window) };
+}
+
+/** Profiles of the service per scenario, and of the baseline for reference. */
+async function profiles(driver: LoadDriver, receiver: Receiver): Promise<ProfileRecord[]> {
+  const dir = join(projectRoot, 'bench-results', `profiles-${startedAt.toISOString().replace(/[:.]/g, '-')}`);
+  const records: ProfileRecord[] = [];
+  const add = (record: ProfileRecord | undefined) => record && records.push(record);
+  // No warm-up: the window is exactly the measured load, so µs per request is exact.
+  const load = async (server: ServerHandle, name: ScenarioName, store: SeededStore) =>
+    (await measure(driver, server, { ...job(name, store, sample(store.ids)), warmupSec: 0 }, 1)).result.ok;
+  const store = await seedStore(settings.seedWebhooks, settings.seedWebhooks);
+  for (const name of comparedScenarios) {
+    const fresh = await seedStore(settings.seedWebhooks);
+    add(
+      await profile(
+        `service, ${scenarios[name].label}`,
+        join(dir, `service-${name}`),
+        (nodeArgs) => startService('service (profiled)', fresh.dataDir, { ...serviceOptions, nodeArgs }),
+        (server) => load(server, name, fresh),
+      ),
+    );
+  }
+  for (const name of ['read', 'list'] as const) {
+    add(
+      await profile(
+        `baseline, ${scenarios[name].label}`,
+        join(dir, `baseline-${name}`),
+        (nodeArgs) => startBaseline('baseline (profiled)', store.webhooks, nodeArgs),
+        (server) => load(server, name, store),
+      ),
+    );
+  }
+  const samples = settings.testDeliverySamples;
+  add(
+    await profile(
+      'service, test delivery',
+      join(dir, 'service-test-delivery'),
+      (nodeArgs) => startService('service (profiled)', store.dataDir, { ...serviceOptions, nodeArgs }),
+      async (server) => {
+        await measureTestDelivery(server, store.token, receiver, samples, 50);
+        return samples + 50;
+      },
+    ),
+  );
+  if (eventsApiInContract()) {
+    const empty = await seedStore(0);
+    add(
+      await profile(
+        `service, publish ${settings.events} events and deliver them`,
+        join(dir, 'service-events'),
+        (nodeArgs) => startService('service (profiled)', empty.dataDir, { ...serviceOptions, nodeArgs }),
+        async (server) => {
+          const result = await publishAndAwaitDeliveries(eventContext(driver, receiver), server, empty.token);
+          if (result.status !== 'measured') warnings.push(`profile of event delivery: ${result.note}`);
+          return result.events ?? 0;
+        },
+      ),
+    );
+  }
+  const [, largeSize] = settings.growthSizes;
+  const big = await seedStore(largeSize);
+  add(
+    await profile(
+      `service, read with ${largeSize} webhooks`,
+      join(dir, 'service-read-large'),
+      (nodeArgs) => startService('service (profiled)', big.dataDir, { ...serviceOptions, nodeArgs }),
+      (server) => load(server, 'read', big),
+    ),
+  );
+  return records;
+}
+
+async function main(): Promise<void> {
+  const compared: Compared[] = [];
+  const growth: Growth[] = [];
+  const profileRecords: ProfileRecord[] = [];
+  let testDelivery: BenchResults['testDelivery'];
+  let events: BenchResults['events'];
+
+  log(`bench (${settings.mode}): measuring the cost of a SQLite commit; starting the load driver and the receiver`);
+  const machineInfo = machine(measureCommitCost());
+  const [driver, receiver] = await Promise.all([LoadDriver.start(), Receiver.start()]);
+
+  if (sections.has('ab') || sections.has('delivery')) {
+    log(`seeding ${settings.seedWebhooks} webhooks, starting the service and the baseline`);
+    const store = await seedStore(settings.seedWebhooks, settings.seedWebhooks);
+    const [service, baseline] = await Promise.all([
+      startService('service', store.dataDir, serviceOptions),
+      startBaseline('baseline', store.webhooks),
+    ]);
+    recordMemory('service, idle after start', service, settings.seedWebhooks);
+    recordMemory('baseline (bare Fastify), idle after start', baseline, settings.seedWebhooks);
+    const ids = sample(store.ids);
+
+    if (sections.has('ab')) {
+      for (const name of comparedScenarios) {
+        const scenario = scenarios[name];
+        log(`A/B: ${scenario.label}`);
+        const [serviceRuns, baselineRuns] = await alternate(driver, name, [
+          { server: service, store, ids },
+          { server: baseline, store, ids },
+        ]);
+        const s = side(serviceRuns!);
+        const b = side(baselineRuns!);
+        compared.push({
+          scenario: name,
+          label: scenario.label,
+          ...(scenario.targetRatio ? { targetRatio: scenario.targetRatio } : {}),
+          service: s,
+          baseline: b,
+          ratio: round(s.reqPerSec / b.reqPerSec, 3),
+        });
+      }
+      recordMemory('service, after the A/B runs', service, countWebhooks(store.dataDir));
+      recordMemory('baseline (bare Fastify), after the A/B runs', baseline, settings.seedWebhooks);
+    }
+
+    if (sections.has('delivery')) {
+      log(`test delivery: ${settings.testDeliverySamples} sequential test deliveries`);
+      testDelivery = await measureTestDelivery(
+        service,
+        store.token,
+        receiver,
+        settings.testDeliverySamples,
+        Math.round(settings.testDeliverySamples / 10),
+      );
+      log(
+        `  via service p50 ${testDelivery.viaService.p50} ms, direct p50 ${testDelivery.direct.p50} ms, ` +
+          `overhead p50 ${testDelivery.overheadP50Ms} ms, p99 ${testDelivery.overheadP99Ms} ms`,
+      );
+      if (testDelivery.failures) warnings.push(`test delivery: ${testDelivery.failures} failed; ${testDelivery.firstFailure}`);
+    }
+    await Promise.all([service.process.stop(), baseline.process.stop()]);
+  }
+
+  if (sections.has('growth')) {
+    const [smallSize, largeSize] = settings.growthSizes;
+    log(`growth: seeding ${smallSize} and ${largeSize} webhooks`);
+    const small = await seedStore(smallSize);
+    const big = await seedStore(largeSize);
+    log(`  seeded in ${small.seedMs} ms and ${big.seedMs} ms; starting both services`);
+    const [smallService, largeService] = await Promise.all([
+      startService(`service @${smallSize}`, small.dataDir, serviceOptions),
+      startService(`service @${largeSize}`, big.dataDir, serviceOptions),
+    ]);
+    recordMemory('service, idle after start', smallService, smallSize);
+    recordMemory('service, idle after start', largeService, largeSize);
+    for (const name of ['read', 'list'] as const) {
+      log(`growth: ${scenarios[name].label}`);
+      const [smallRuns, largeRuns] = await alternate(driver, name, [
+        { server: smallService, store: small, ids: sample(small.ids) },
+        { server: largeService, store: big, ids: sample(big.ids) },
+      ]);
+      const s = side(smallRuns!);
+      const l = side(largeRuns!);
+      growth.push({ scenario: name, label: scenarios[name].label, small: s, large: l, p50Ratio: round(l.p50 / s.p50, 3) });
+    }
+    recordMemory('service, after read and list load', smallService, smallSize);
+    recordMemory('service, after read and list load', largeService, largeSize);
+    await Promise.all([smallService.process.stop(), largeService.process.stop()]);
+  }
+
+  if (sections.has('events')) {
+    log('event delivery');
+    events = await measureEventDelivery(eventContext(driver, receiver));
+    log(`  event delivery: ${events.status}: ${events.note}`);
+  }
+
+  if (profiling) profileRecords.push(...(await profiles(driver, receiver)));
+
+  await Promise.all([driver.close(), receiver.close()]);
+
+  const finishedAt = new Date();
+  const partial = {
+    command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
+    startedAt: startedAt.toISOString(),
+    finishedAt: finishedAt.toISOString(),
+    elapsedSec: Math.round((finishedAt.getTime() - startedAt.getTime()) / 1000),
+    machine: machineInfo,
+    settings,
+    compared,
+    ...(testDelivery ? { testDelivery } : {}),
+    growth,
+    memory,
+    ...(events ? { events } : {}),
+    profiles: profileRecords,
+    warnings,
+  };
+  const runs = [...compared.flatMap((c) => [...c.service.runs, ...c.baseline.runs]), ...growth.flatMap((g) => [...g.small.runs, ...g.large.runs])];
+  const busy = runs.filter((r) => r.otherCpuCores > 0.3);
+  if (busy.length) {
+    warnings.unshift(
+      `other processes used more than 0.3 cores during ${busy.length} of ${runs.length} runs (up to ` +
+        `${Math.max(...busy.map((r) => r.otherCpuCores))} of ${machineInfo.cores} cores): those numbers are low and noisy; ` +
+        'compare within a round, or rerun on a quiet machine',
+    );
+  }
+  const results: BenchResults = { ...partial, targets: evaluateTargets(partial) };
+  const file = writeResults(results);
+  console.log(formatReport(results));
+  console.log(`\nresults: ${file.slice(projectRoot.length)}`);
+  if (!profiling && results.targets.some((t) => t.met === false)) {
+    console.log('a target is missed: `npm run bench -- --profile` adds CPU profiles of the service per scenario');
+  }
+}
+
+await main();
+process.exit(0);

@@ -1,0 +1,352 @@
+// The bench's results: their shape, the machine they were measured on, the issue's targets marked met or missed,
+// the table printed to stdout, and the JSON file in bench-results/.
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { availableParallelism, cpus, loadavg, release, totalmem, type } from 'node:os';
+import { join } from 'node:path';
+import type { EventDeliveryResult } from './events.js';
+import type { LoadResult } from './load.js';
+import { projectRoot } from './processes.js';
+import { formatProfile, type ProfileSummary } from './profile.js';
+import type { ScenarioName } from './scenarios.js';
+import { type LatencySummary, mean, round3 } from './stats.js';
+import type { TestDeliveryResult } from './test-delivery.js';
+
+export interface Machine {
+  cpuModel: string;
+  cores: number;
+  memoryMb: number;
+  os: string;
+  node: string;
+  gitCommit: string;
+  /** Uncommitted changes in the working tree when the bench ran. */
+  gitDirty: boolean;
+  /** 1-minute load average when the bench started (other work on the machine skews every number). */
+  loadAverageAtStart: number;
+  /** One SQLite commit on the stores' disk, ms: the service's pragmas (FULL) and synchronous=NORMAL. */
+  sqliteCommitMs?: { full: LatencySummary; normal: LatencySummary };
+}
+
+export interface Settings {
+  mode: 'quick' | 'full';
+  /** How the service ran: server/main.ts through tsx, or dist/server/main.js. */
+  serviceFrom: 'tsx' | 'dist';
+  connections: number;
+  durationSec: number;
+  warmupSec: number;
+  rounds: number;
+  seedWebhooks: number;
+  growthSizes: [number, number];
+  testDeliverySamples: number;
+  events: number;
+}
+
+export interface Run {
+  round: number;
+  result: LoadResult;
+  /** CPU the server used during the job (warm-up included), in cores. */
+  serverCpuCores: number;
+  /** CPU every other process on the machine used meanwhile (not server, not driver), in cores. */
+  otherCpuCores: number;
+}
+
+export interface Side {
+  reqPerSec: number;
+  p50: number;
+  p99: number;
+  runs: Run[];
+}
+
+export interface Compared {
+  scenario: ScenarioName;
+  label: string;
+  targetRatio?: number;
+  service: Side;
+  baseline: Side;
+  /** service req/s ÷ baseline req/s. */
+  ratio: number;
+}
+
+export interface Growth {
+  scenario: ScenarioName;
+  label: string;
+  small: Side;
+  large: Side;
+  /** p50 at the large size ÷ p50 at the small one. */
+  p50Ratio: number;
+}
+
+export interface MemoryRecord {
+  what: string;
+  webhooks: number;
+  rssMb: number;
+  peakRssMb: number;
+}
+
+export interface ProfileRecord {
+  scenario: string;
+  /**
+   * CPU the process really used in the window (from /proc), in cores. V8 samples wall-clock time: where this is
+   * well under the profile's busy share, the thread was waiting for a CPU, and that time lands on the frame it was
+   * in (typically a syscall such as writev).
+   */
+  onCpuCores: number;
+  summary: ProfileSummary;
+}
+
+export interface TargetCheck {
+  target: string;
+  goal: string;
+  measured: string;
+  /** null: not measured in this run. */
+  met: boolean | null;
+}
+
+export interface BenchResults {
+  command: string;
+  startedAt: string;
+  finishedAt: string;
+  elapsedSec: number;
+  machine: Machine;
+  settings: Settings;
+  compared: Compared[];
+  testDelivery?: TestDeliveryResult;
+  growth: Growth[];
+  memory: MemoryRecord[];
+  events?: EventDeliveryResult;
+  profiles: ProfileRecord[];
+  targets: TargetCheck[];
+  warnings: string[];
+}
+
+function git(args: string[]): string {
+  try {
+    return execFileSync('git', args, { cwd: projectRoot, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return '';
+  }
+}
+
+export function machine(sqliteCommitMs?: Machine['sqliteCommitMs']): Machine {
+  const cpu = cpus();
+  return {
+    loadAverageAtStart: Math.round(loadavg()[0]! * 100) / 100,
+    ...(sqliteCommitMs ? { sqliteCommitMs } : {}),
+    cpuModel: cpu[0]?.model.trim() ?? 'unknown',
+    cores: availableParallelism(),
+    memoryMb: Math.round(totalmem() / 1_048_576),
+    os: `${type()} ${release()}`,
+    node: process.version,
+    gitCommit: git(['rev-parse', 'HEAD']) || 'unknown',
+    gitDirty: git(['status', '--porcelain']) !== '',
+  };
+}
+
+export function side(runs: Run[]): Side {
+  return {
+    reqPerSec: Math.round(mean(runs.map((r) => r.result.reqPerSec))),
+    p50: round3(mean(runs.map((r) => r.result.latency.p50))),
+    p99: round3(mean(runs.map((r) => r.result.latency.p99))),
+    runs,
+  };
+}
+
+const fmt = (value: number | undefined, digits = 2) =>
+  value === undefined || Number.isNaN(value) ? '–' : value.toLocaleString('en-US', { maximumFractionDigits: digits });
+
+function table(headers: string[], rows: string[][]): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? '').length)));
+  const line = (cells: string[]) =>
+    cells.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ');
+  return [line(headers), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
+}
+
+export function evaluateTargets(results: Omit<BenchResults, 'targets'>): TargetCheck[] {
+  const checks: TargetCheck[] = [];
+  const compared = new Map(results.compared.map((c) => [c.scenario, c]));
+  for (const scenario of ['read', 'list', 'create', 'update'] as const) {
+    const c = compared.get(scenario);
+    const goal = scenario === 'read' || scenario === 'list' ? 0.8 : 0.5;
+    checks.push({
+      target: `${scenario} req/s vs baseline`,
+      goal: `≥ ${goal} ×`,
+      measured: c ? `${fmt(c.ratio)} × (${fmt(c.service.reqPerSec, 0)} / ${fmt(c.baseline.reqPerSec, 0)})` : 'not measured',
+      met: c ? c.ratio >= goal : null,
+    });
+  }
+  const td = results.testDelivery;
+  checks.push({
+    target: 'test-delivery overhead, p50',
+    goal: '≤ 2 ms',
+    measured: td ? `${fmt(td.overheadP50Ms, 3)} ms` : 'not measured',
+    met: td ? td.failures === 0 && td.overheadP50Ms <= 2 : null,
+  });
+  const [small, large] = results.settings.growthSizes;
+  const read = results.growth.find((g) => g.scenario === 'read');
+  checks.push({
+    target: `read p50 at ${fmt(large, 0)} vs ${fmt(small, 0)} webhooks`,
+    goal: '≤ 1.2 ×',
+    measured: read ? `${fmt(read.p50Ratio)} × (${fmt(read.large.p50, 3)} / ${fmt(read.small.p50, 3)} ms)` : 'not measured',
+    met: read ? read.p50Ratio <= 1.2 : null,
+  });
+  const memory = results.memory.filter((m) => m.webhooks >= large && m.what.startsWith('service'));
+  const worst = memory.length ? Math.max(...memory.map((m) => m.rssMb)) : undefined;
+  checks.push({
+    target: `service RSS with ${fmt(large, 0)} webhooks`,
+    goal: '≤ 150 MB',
+    measured:
+      worst === undefined
+        ? 'not measured'
+        : `${fmt(worst, 1)} MB${results.settings.serviceFrom === 'tsx' ? ' (through tsx, ~30 MB more than --dist)' : ' (dist)'}`,
+    met: worst === undefined ? null : worst <= 150,
+  });
+  return checks;
+}
+
+export function formatReport(results: BenchResults): string {
+  const m = results.machine;
+  const s = results.settings;
+  const out: string[] = [];
+  const commit = m.sqliteCommitMs;
+  const runs = [...results.compared.flatMap((c) => [...c.service.runs, ...c.baseline.runs]), ...results.growth.flatMap((g) => [...g.small.runs, ...g.large.runs])];
+  out.push(
+    `Webhooks API bench (${s.mode}) — ${results.startedAt}, ${fmt(results.elapsedSec, 0)} s`,
+    `machine: ${m.cpuModel}, ${m.cores} cores, ${fmt(m.memoryMb, 0)} MB, ${m.os}, Node ${m.node}, ` +
+      `commit ${m.gitCommit.slice(0, 12)}${m.gitDirty ? ' + uncommitted changes' : ''}`,
+    `  load average at start ${m.loadAverageAtStart}; other processes used ${fmt(mean(runs.map((r) => r.otherCpuCores)))} ` +
+      `cores on average during the runs (max ${fmt(runs.length ? Math.max(...runs.map((r) => r.otherCpuCores)) : NaN)})`,
+    ...(commit
+      ? [
+          `  one SQLite commit on this disk: p50 ${fmt(commit.full.p50, 3)} ms, p99 ${fmt(commit.full.p99, 3)} ms with ` +
+            `synchronous=FULL (the service's setting); p50 ${fmt(commit.normal.p50, 3)} ms with NORMAL`,
+        ]
+      : []),
+    `service: ${s.serviceFrom === 'dist' ? 'dist/server/main.js' : 'server/main.ts through tsx'}, SQLite, LOG_LEVEL=warn; ` +
+      `baseline: bare Fastify through tsx, same routes and contract schemas, in-memory Map, no auth`,
+    `load: autocannon in its own process, ${s.connections} connections, ${s.warmupSec} s warm-up + ${s.durationSec} s ` +
+      `measured per run, ${s.rounds} A/B round(s); latencies in ms (exact, 2xx only); command: ${results.command}`,
+    '',
+  );
+
+  if (results.compared.length) {
+    out.push(`Service vs bare-Fastify baseline (${fmt(s.seedWebhooks, 0)} webhooks seeded)`);
+    out.push(
+      table(
+        ['scenario', 'service req/s', 'p50', 'p99', 'baseline req/s', 'p50', 'p99', 'ratio', 'target', ''],
+        results.compared.map((c) => [
+          c.label,
+          fmt(c.service.reqPerSec, 0),
+          fmt(c.service.p50, 3),
+          fmt(c.service.p99, 3),
+          fmt(c.baseline.reqPerSec, 0),
+          fmt(c.baseline.p50, 3),
+          fmt(c.baseline.p99, 3),
+          `${fmt(c.ratio)} ×`,
+          c.targetRatio ? `≥ ${c.targetRatio} ×` : '',
+          c.targetRatio ? (c.ratio >= c.targetRatio ? 'met' : 'MISSED') : '',
+        ]),
+      ),
+      '',
+    );
+  }
+
+  const td = results.testDelivery;
+  if (td) {
+    out.push(`Test delivery (${fmt(td.samples, 0)} sequential POST /webhooks/test/{id}, receiver on 127.0.0.1)`);
+    out.push(
+      table(
+        ['', 'p50', 'p99', 'mean'],
+        [
+          ['via the service', fmt(td.viaService.p50, 3), fmt(td.viaService.p99, 3), fmt(td.viaService.mean, 3)],
+          ['direct POST to the receiver', fmt(td.direct.p50, 3), fmt(td.direct.p99, 3), fmt(td.direct.mean, 3)],
+          ["receiver's own handling", fmt(td.receiverHandling.p50, 3), fmt(td.receiverHandling.p99, 3), fmt(td.receiverHandling.mean, 3)],
+          ['overhead (service − direct)', fmt(td.overheadP50Ms, 3), fmt(td.overheadP99Ms, 3), ''],
+        ],
+      ),
+    );
+    if (td.failures) out.push(`  ${td.failures} failed; first: ${td.firstFailure}`);
+    out.push('');
+  }
+
+  if (results.growth.length) {
+    const [small, large] = s.growthSizes;
+    out.push(`Growth: the same tenant with ${fmt(small, 0)} and with ${fmt(large, 0)} webhooks`);
+    out.push(
+      table(
+        ['scenario', `req/s @${fmt(small, 0)}`, 'p50', 'p99', `req/s @${fmt(large, 0)}`, 'p50', 'p99', 'p50 ratio'],
+        results.growth.map((g) => [
+          g.label,
+          fmt(g.small.reqPerSec, 0),
+          fmt(g.small.p50, 3),
+          fmt(g.small.p99, 3),
+          fmt(g.large.reqPerSec, 0),
+          fmt(g.large.p50, 3),
+          fmt(g.large.p99, 3),
+          `${fmt(g.p50Ratio)} ×`,
+        ]),
+      ),
+      '',
+    );
+  }
+
+  if (results.memory.length) {
+    out.push('Resident memory (VmRSS / VmHWM from /proc/<pid>/status)');
+    out.push(
+      table(
+        ['process', 'webhooks', 'RSS MB', 'peak MB'],
+        results.memory.map((r) => [r.what, fmt(r.webhooks, 0), fmt(r.rssMb, 1), fmt(r.peakRssMb, 1)]),
+      ),
+      '',
+    );
+  }
+
+  const ev = results.events;
+  if (ev) {
+    if (ev.status === 'measured') {
+      out.push(`Event delivery: ${ev.note}`);
+      out.push(
+        table(
+          ['', 'value'],
+          [
+            ['publish req/s', fmt(ev.publish?.reqPerSec, 0)],
+            ['publish p50 / p99 ms', `${fmt(ev.publish?.latency.p50, 3)} / ${fmt(ev.publish?.latency.p99, 3)}`],
+            ['delivered / duplicates', `${fmt(ev.delivered, 0)} / ${fmt(ev.duplicates, 0)}`],
+            ['deliveries/s', fmt(ev.deliveriesPerSec, 0)],
+            ['publish→delivery p50 / p99 ms', `${fmt(ev.endToEnd?.p50, 3)} / ${fmt(ev.endToEnd?.p99, 3)}`],
+          ],
+        ),
+        '',
+      );
+    } else {
+      out.push(`event delivery: ${ev.note}`, '');
+    }
+  }
+
+  for (const profile of results.profiles) {
+    const busy = profile.summary.totalMs ? profile.summary.busyMs / profile.summary.totalMs : 0;
+    out.push(
+      formatProfile(profile.summary, `CPU profile, ${profile.scenario}`),
+      `  on CPU (from /proc): ${fmt(profile.onCpuCores)} cores; the profile counts ${fmt(busy)} of the wall time as busy`,
+      '',
+    );
+  }
+
+  out.push('Targets (issue 6)');
+  out.push(
+    table(
+      ['target', 'goal', 'measured', ''],
+      results.targets.map((t) => [t.target, t.goal, t.measured, t.met === null ? '–' : t.met ? 'met' : 'MISSED']),
+    ),
+  );
+  if (results.warnings.length) out.push('', 'Warnings:', ...results.warnings.map((w) => `  - ${w}`));
+  return out.join('\n');
+}
+
+/** Writes bench-results/<timestamp>.json and returns its path. */
+export function writeResults(results: BenchResults): string {
+  const dir = join(projectRoot, 'bench-results');
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `${results.startedAt.replace(/[:.]/g, '-')}.json`);
+  writeFileSync(file, JSON.stringify(results, null, 2) + '\n');
+  return file;
+}
