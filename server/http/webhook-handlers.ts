@@ -61,7 +61,7 @@ export function webhookHandlers({ webhooks, checkHost, sendTest }: WebhookHandle
       if (page.nextAfterSeq !== undefined) {
         reply.header('link', nextLink(request.url, { limit: String(limit), cursor: encodeCursor({ seq: page.nextAfterSeq }) }));
       }
-      return page.items.map(toWebhook);
+      return page.items;
     },
 
     async createWebhookUsingPOST(request) {

@@ -3,7 +3,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import SQLite from 'better-sqlite3';
-import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql } from 'kysely';
+import { Kysely, Migrator, PostgresDialect, SqliteDialect, type SqliteDatabase, sql } from 'kysely';
 import pg from 'pg';
 import { isPostgres } from './dialect.js';
 import { migrations } from './migrations/index.js';
@@ -29,7 +29,28 @@ export function openDatabase(location: StoreLocation): Kysely<Database> {
   file.pragma('synchronous = FULL');
   file.pragma('busy_timeout = 5000');
   file.pragma('foreign_keys = ON');
-  return new Kysely<Database>({ dialect: new SqliteDialect({ database: file }) });
+  return new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(file) }) });
+}
+
+/**
+ * Kysely prepares every query anew; the store runs a few dozen distinct statements, so keep them prepared. Safe
+ * because better-sqlite3 runs one statement at a time, to completion, on the one connection.
+ */
+function withStatementCache(file: SQLite.Database, maxStatements = 500): SqliteDatabase {
+  const statements = new Map<string, SQLite.Statement>();
+  return {
+    close: () => file.close(),
+    prepare(query: string) {
+      let statement = statements.get(query);
+      if (!statement) {
+        statement = file.prepare(query);
+        // Queries with a variable number of parameters (IN lists, batch inserts) make many distinct texts.
+        if (statements.size >= maxStatements) statements.delete(statements.keys().next().value as string);
+        statements.set(query, statement);
+      }
+      return statement;
+    },
+  };
 }
 
 export async function migrateToLatest(db: Kysely<Database>): Promise<string[]> {

@@ -30,27 +30,50 @@ export class DuplicateCallbackUrlError extends Error {
 }
 
 export interface WebhookPage {
-  items: WebhookRecord[];
+  items: Webhook[];
   /** Set when more rows follow: pass it as `afterSeq` for the next page. */
   nextAfterSeq?: number;
 }
 
-function toRecord(row: Selectable<WebhooksTable>): WebhookRecord {
+const publicColumns = [
+  'seq',
+  'id',
+  'callback_url',
+  'events',
+  'description',
+  'enabled',
+  'headers',
+  'disabled_reason',
+  'disabled_at',
+  'created_at',
+  'updated_at',
+] as const;
+
+type PublicRow = Pick<Selectable<WebhooksTable>, (typeof publicColumns)[number]>;
+
+/** What callers see of a webhook: never its tenant or secrets. */
+function toWebhook(row: PublicRow): Webhook {
   return {
     id: row.id,
-    tenantId: row.tenant_id,
     callbackUrl: row.callback_url,
     events: JSON.parse(row.events) as string[],
     ...(row.description !== null ? { description: row.description } : {}),
     enabled: Boolean(row.enabled),
     headers: JSON.parse(row.headers) as Record<string, string>,
     ...(row.disabled_reason && row.disabled_at ? { disabledReason: row.disabled_reason, disabledAt: row.disabled_at } : {}),
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}
+
+function toRecord(row: Selectable<WebhooksTable>): WebhookRecord {
+  return {
+    ...toWebhook(row),
+    tenantId: row.tenant_id,
     secret: row.secret,
     ...(row.previous_secret && row.previous_secret_expires_at
       ? { previousSecret: { secret: row.previous_secret, expiresAt: row.previous_secret_expires_at } }
       : {}),
-    createdAt: row.created_at,
-    updatedAt: row.updated_at,
   };
 }
 
@@ -119,10 +142,11 @@ export class WebhookStore {
     return row && toRecord(row);
   }
 
+  /** A page of the tenant's webhooks as callers see them (no secrets read). */
   async list(tenantId: string, limit: number, afterSeq = 0): Promise<WebhookPage> {
     const rows = await this.db
       .selectFrom('webhooks')
-      .selectAll()
+      .select(publicColumns)
       .where('tenant_id', '=', tenantId)
       .where('seq', '>', afterSeq)
       .orderBy('seq')
@@ -131,7 +155,7 @@ export class WebhookStore {
     const page = rows.slice(0, limit);
     const last = page.at(-1);
     return {
-      items: page.map(toRecord),
+      items: page.map(toWebhook),
       ...(rows.length > limit && last ? { nextAfterSeq: Number(last.seq) } : {}),
     };
   }
