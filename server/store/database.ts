@@ -36,7 +36,7 @@ export function openDatabase(location: StoreLocation): Kysely<Database> {
  * Kysely prepares every query anew; the store runs a few dozen distinct statements, so keep them prepared. Safe
  * because better-sqlite3 runs one statement at a time, to completion, on the one connection.
  */
-function withStatementCache(file: SQLite.Database, maxStatements = 500): SqliteDatabase {
+function withStatementCache(file: SQLite.Database, maxStatements = 100): SqliteDatabase {
   const statements = new Map<string, SQLite.Statement>();
   return {
     close: () => file.close(),

@@ -5,6 +5,7 @@ import type { Kysely, Selectable } from 'kysely';
 import type { Schemas } from '../contract.js';
 import { isPostgres } from './dialect.js';
 import type { Database, DeliveriesTable, DeliveryAttemptsTable, DeliveryStatus } from './schema.js';
+import { writesOf } from './write-batcher.js';
 
 type Delivery = Schemas['Delivery'];
 type DeliveryAttempt = Schemas['DeliveryAttempt'];
@@ -92,7 +93,7 @@ export class DeliveryStore {
   async recordSingleAttempt(message: SentMessage, attemptedAt: Date, result: AttemptResult): Promise<string> {
     const id = randomUUID();
     const at = attemptedAt.toISOString();
-    await this.db.transaction().execute(async (tx) => {
+    await writesOf(this.db).run(async (tx) => {
       await tx
         .insertInto('deliveries')
         .values({
@@ -126,23 +127,25 @@ export class DeliveryStore {
     const at = now.toISOString();
     const leaseId = randomUUID();
     const pg = isPostgres(this.db);
-    const rows = await this.db
-      .updateTable('deliveries')
-      .set({ lease_until: new Date(now.getTime() + leaseMs).toISOString(), lease_id: leaseId })
-      .where('id', 'in', (eb) => {
-        const due = eb
-          .selectFrom('deliveries')
-          .select('id')
-          .where('status', '=', 'pending')
-          .where('next_attempt_at', '<=', at)
-          .where((w) => w.or([w('lease_until', 'is', null), w('lease_until', '<', at)]))
-          .where('webhook_id', 'in', (s) => s.selectFrom('webhooks').select('id').where('enabled', '=', 1))
-          .orderBy('next_attempt_at')
-          .limit(limit);
-        return pg ? due.forUpdate().skipLocked() : due;
-      })
-      .returningAll()
-      .execute();
+    const rows = await writesOf(this.db).run((tx) =>
+      tx
+        .updateTable('deliveries')
+        .set({ lease_until: new Date(now.getTime() + leaseMs).toISOString(), lease_id: leaseId })
+        .where('id', 'in', (eb) => {
+          const due = eb
+            .selectFrom('deliveries')
+            .select('id')
+            .where('status', '=', 'pending')
+            .where('next_attempt_at', '<=', at)
+            .where((w) => w.or([w('lease_until', 'is', null), w('lease_until', '<', at)]))
+            .where('webhook_id', 'in', (s) => s.selectFrom('webhooks').select('id').where('enabled', '=', 1))
+            .orderBy('next_attempt_at')
+            .limit(limit);
+          return pg ? due.forUpdate().skipLocked() : due;
+        })
+        .returningAll()
+        .execute(),
+    );
     return rows as ClaimedDelivery[];
   }
 
@@ -154,7 +157,7 @@ export class DeliveryStore {
     if (batch.length === 0) return;
     const now = new Date().toISOString();
     const cutoff = new Date(Date.now() - autoDisable.afterMs).toISOString();
-    await this.db.transaction().execute(async (tx) => {
+    await writesOf(this.db).run(async (tx) => {
       for (const { delivery, attemptedAt, result, next, disableWebhook } of batch) {
         await tx.insertInto('delivery_attempts').values(attemptRow(delivery.id, attemptedAt, result)).execute();
         // Only the lease holder moves the state; a worker whose lease ran out has lost the delivery to another.

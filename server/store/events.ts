@@ -8,6 +8,7 @@ import { subscribesTo } from '../events/event-filter.js';
 import { isUniqueViolation } from './dialect.js';
 import type { Database, EventsTable } from './schema.js';
 import { subscribersOf } from './webhooks.js';
+import { writesOf } from './write-batcher.js';
 
 export const idempotencyWindowMs = 24 * 3_600_000;
 
@@ -51,7 +52,7 @@ export class EventStore {
 
   async publish(tenantId: string, input: EventInput): Promise<PublishResult> {
     try {
-      return await this.db.transaction().execute((tx) => this.publishIn(tx, tenantId, input));
+      return await writesOf(this.db).run((tx) => this.publishIn(tx, tenantId, input));
     } catch (error) {
       // Two publishes with one key raced; the other committed first, so answer its event.
       if (input.idempotencyKey && isUniqueViolation(error)) {

@@ -4,6 +4,7 @@ import type { Kysely, Selectable } from 'kysely';
 import type { Webhook } from '../contract.js';
 import { isUniqueViolation } from './dialect.js';
 import type { Database, WebhooksTable } from './schema.js';
+import { writesOf } from './write-batcher.js';
 
 /** A webhook as stored: the contract's Webhook plus what is never shown (its tenant and secrets). */
 export type WebhookRecord = Omit<Webhook, 'secret'> & {
@@ -125,7 +126,7 @@ export class WebhookStore {
       updated_at: now,
     };
     try {
-      await this.db.insertInto('webhooks').values(row).execute();
+      await writesOf(this.db).run((tx) => tx.insertInto('webhooks').values(row).execute());
     } catch (error) {
       throw await this.explainConflict(error, tenantId, input.callbackUrlKey);
     }
@@ -163,19 +164,21 @@ export class WebhookStore {
   /** Replaces the parameters (the secret only when one is given); undefined when there is no such webhook. */
   async replace(tenantId: string, id: string, input: WebhookInput, secret?: string): Promise<WebhookRecord | undefined> {
     try {
-      const row = await this.db
-        .updateTable('webhooks')
-        .set({
-          ...columns(input),
-          ...(secret ? { secret } : {}),
-          // Enabling again is how a person answers an automatic disable: start afresh.
-          ...(input.enabled ? { disabled_reason: null, disabled_at: null, failing_since: null } : {}),
-          updated_at: new Date().toISOString(),
-        })
-        .where('tenant_id', '=', tenantId)
-        .where('id', '=', id)
-        .returningAll()
-        .executeTakeFirst();
+      const row = await writesOf(this.db).run((tx) =>
+        tx
+          .updateTable('webhooks')
+          .set({
+            ...columns(input),
+            ...(secret ? { secret } : {}),
+            // Enabling again is how a person answers an automatic disable: start afresh.
+            ...(input.enabled ? { disabled_reason: null, disabled_at: null, failing_since: null } : {}),
+            updated_at: new Date().toISOString(),
+          })
+          .where('tenant_id', '=', tenantId)
+          .where('id', '=', id)
+          .returningAll()
+          .executeTakeFirst(),
+      );
       return row && toRecord(row);
     } catch (error) {
       throw await this.explainConflict(error, tenantId, input.callbackUrlKey);
@@ -191,18 +194,20 @@ export class WebhookStore {
   ): Promise<{ previousSecretExpiresAt?: string } | undefined> {
     const now = Date.now();
     const expiresAt = graceMs > 0 ? new Date(now + graceMs).toISOString() : null;
-    const row = await this.db
-      .updateTable('webhooks')
-      .set((eb) => ({
-        previous_secret: expiresAt ? eb.ref('secret') : null,
-        previous_secret_expires_at: expiresAt,
-        secret,
-        updated_at: new Date(now).toISOString(),
-      }))
-      .where('tenant_id', '=', tenantId)
-      .where('id', '=', id)
-      .returning('id')
-      .executeTakeFirst();
+    const row = await writesOf(this.db).run((tx) =>
+      tx
+        .updateTable('webhooks')
+        .set((eb) => ({
+          previous_secret: expiresAt ? eb.ref('secret') : null,
+          previous_secret_expires_at: expiresAt,
+          secret,
+          updated_at: new Date(now).toISOString(),
+        }))
+        .where('tenant_id', '=', tenantId)
+        .where('id', '=', id)
+        .returning('id')
+        .executeTakeFirst(),
+    );
     if (!row) return undefined;
     return expiresAt ? { previousSecretExpiresAt: expiresAt } : {};
   }
@@ -215,11 +220,9 @@ export class WebhookStore {
   }
 
   async delete(tenantId: string, id: string): Promise<boolean> {
-    const result = await this.db
-      .deleteFrom('webhooks')
-      .where('tenant_id', '=', tenantId)
-      .where('id', '=', id)
-      .executeTakeFirst();
+    const result = await writesOf(this.db).run((tx) =>
+      tx.deleteFrom('webhooks').where('tenant_id', '=', tenantId).where('id', '=', id).executeTakeFirst(),
+    );
     return result.numDeletedRows > 0n;
   }
 

@@ -1,0 +1,90 @@
+// Group commit for the embedded store. better-sqlite3 is synchronous and the store syncs every commit to disk
+// (synchronous=FULL), so a commit per request stops the event loop once per write. The batcher runs the writes
+// that arrive in one turn of the event loop in one transaction, each inside its own savepoint (one failing write
+// rolls back alone), and answers them all after the single commit: the same durability, one disk sync for many.
+// PostgreSQL overlaps commits across its connections by itself, so there each write is its own transaction.
+import { type Kysely, sql, type Transaction } from 'kysely';
+import { isPostgres } from './dialect.js';
+import type { Database } from './schema.js';
+
+export type WriteWork<T> = (tx: Transaction<Database>) => Promise<T>;
+
+interface Queued {
+  work: WriteWork<unknown>;
+  resolve(value: unknown): void;
+  reject(reason: unknown): void;
+}
+
+/** Writes per transaction at most, so one batch cannot hold the connection for long. */
+const maxBatch = 100;
+
+export class WriteBatcher {
+  private queue: Queued[] = [];
+  private draining = false;
+  private readonly grouped: boolean;
+
+  constructor(private readonly db: Kysely<Database>) {
+    this.grouped = !isPostgres(db);
+  }
+
+  /** Runs `work` in a transaction (shared with other writes on SQLite) and resolves once it is committed. */
+  run<T>(work: WriteWork<T>): Promise<T> {
+    // A store opened on a transaction (a caller grouping writes itself) writes straight into it.
+    if (this.db.isTransaction) return work(this.db as Transaction<Database>);
+    if (!this.grouped) return this.db.transaction().execute(work);
+    return new Promise<T>((resolve, reject) => {
+      this.queue.push({ work, resolve: resolve as (value: unknown) => void, reject });
+      if (!this.draining) {
+        this.draining = true;
+        // Wait out this turn of the event loop: the writes of the other requests in it join the batch.
+        setImmediate(() => void this.drain());
+      }
+    });
+  }
+
+  private async drain(): Promise<void> {
+    // Writes that arrive while a batch commits form the next batch.
+    while (this.queue.length > 0) await this.commit(this.queue.splice(0, maxBatch));
+    this.draining = false;
+  }
+
+  private async commit(batch: Queued[]): Promise<void> {
+    const outcomes: { ok: boolean; value: unknown }[] = [];
+    try {
+      await this.db.transaction().execute(async (tx) => {
+        for (const { work } of batch) {
+          await sql`savepoint write`.execute(tx);
+          try {
+            outcomes.push({ ok: true, value: await work(tx) });
+            await sql`release savepoint write`.execute(tx);
+          } catch (error) {
+            await sql`rollback to savepoint write`.execute(tx);
+            await sql`release savepoint write`.execute(tx);
+            outcomes.push({ ok: false, value: error });
+          }
+        }
+      });
+    } catch (error) {
+      // The commit itself failed: nothing in the batch was written.
+      for (const { reject } of batch) reject(error);
+      return;
+    }
+    batch.forEach(({ resolve, reject }, i) => {
+      const outcome = outcomes[i]!;
+      if (outcome.ok) resolve(outcome.value);
+      else reject(outcome.value);
+    });
+  }
+}
+
+const batchers = new WeakMap<Kysely<Database>, WriteBatcher>();
+
+/** The one batcher of a database handle: every store writing through the same handle shares its commits. */
+export function writesOf(db: Kysely<Database>): WriteBatcher {
+  let batcher = batchers.get(db);
+  if (!batcher) {
+    batcher = new WriteBatcher(db);
+    batchers.set(db, batcher);
+  }
+  return batcher;
+}
