@@ -101,8 +101,8 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
   const worker = config.delivery.worker ? createWorker(config, { webhooks, deliveries, sender, log: app.log }) : undefined;
   const notifyWorker = () => worker?.notify();
   const handlers: ServiceHandlers = {
-    ...webhookHandlers({ webhooks, checkHost: guard.checkHost, sendTest: createTestSender(sender, deliveries) }),
-    ...eventHandlers({ events: new EventStore(db), notifyWorker }),
+    ...webhookHandlers({ webhooks, checkHost: guard.checkHost, sendTest: createTestSender(sender, deliveries, app.log) }),
+    ...eventHandlers({ events: new EventStore(db, config.delivery.retrySchedule[0]), notifyWorker }),
     ...deliveryHandlers({ webhooks, deliveries, notifyWorker }),
     ...serviceHandlers(db),
   };

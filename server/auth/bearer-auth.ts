@@ -16,11 +16,23 @@ export function bearerToken(request: FastifyRequest): string | undefined {
 
 type Strategy = (request: FastifyRequest) => Promise<void>;
 
+/**
+ * @fastify/auth reports only the last strategy's error, so a store failure in the API-key strategy would come
+ * out as the JWT strategy's "not valid". Failures that are not answers about the token are kept here instead.
+ */
+const unexpectedFailures = new WeakMap<FastifyRequest, unknown>();
+
 function strategy(accepts: (token: string) => boolean, verify: (token: string) => Promise<Principal | undefined>) {
   const run: Strategy = async (request) => {
     const token = bearerToken(request);
     if (!token) throw missingCredentials();
-    const principal = accepts(token) ? await verify(token) : undefined;
+    let principal: Principal | undefined;
+    try {
+      principal = accepts(token) ? await verify(token) : undefined;
+    } catch (error) {
+      unexpectedFailures.set(request, error);
+      throw error;
+    }
     // One answer for every kind of bad token, so callers cannot probe which check failed.
     if (!principal) throw invalidCredentials();
     request.principal = principal;
@@ -43,7 +55,12 @@ export function createSecurityHandlers(app: FastifyInstance, options: BearerAuth
 
   return {
     async bearerAuth(request: FastifyRequest, reply: FastifyReply, scopes: string[]) {
-      await authenticate(request, reply);
+      try {
+        await authenticate(request, reply);
+      } catch (error) {
+        // A broken store is a 500 (logged), not a 401 that would make a client throw away a good key.
+        throw unexpectedFailures.get(request) ?? error;
+      }
       const held = request.principal?.permissions ?? [];
       const missing = scopes.filter((scope) => !held.includes(scope));
       if (missing.length > 0) throw missingPermission(missing);

@@ -20,13 +20,19 @@ export function createJwtVerifier(config: JwtConfig): JwtVerifier {
   const key = config.jwksFile
     ? createLocalJWKSet(JSON.parse(readFileSync(config.jwksFile, 'utf8')))
     : createPublicKey(readFileSync(config.publicKeyFile!, 'utf8'));
-  const options = { issuer: config.issuer, audience: config.audience, algorithms: config.algorithms };
+  // A token without `exp` would be valid forever; clocks of the provider and this host may differ a little.
+  const options = {
+    issuer: config.issuer,
+    audience: config.audience,
+    algorithms: config.algorithms,
+    requiredClaims: ['exp'],
+    clockTolerance: 30,
+  };
 
   return async (token) => {
     try {
-      const { payload } = await (typeof key === 'function'
-        ? jwtVerify(token, key, options)
-        : jwtVerify(token, key, options));
+      // Two calls because jose types the key set and the single key as separate overloads.
+      const { payload } = typeof key === 'function' ? await jwtVerify(token, key, options) : await jwtVerify(token, key, options);
       const tenant = payload[config.tenantClaim];
       if (typeof tenant !== 'string' || tenant === '') return undefined;
       return {

@@ -151,7 +151,8 @@ export function createAddressGuard(options: AddressGuardOptions): AddressGuard {
         for (const { address } of addresses) {
           const refusal = classify(address, allowed);
           if (refusal) {
-            const message = `${hostname} resolves to ${address}, ${refusal}; ${publicOnly}`;
+            // The address itself stays out of the text tenants see: it would map internal names to internal IPs.
+            const message = `${hostname} resolves to ${refusal}; ${publicOnly}`;
             callback(new BlockedAddressError(message, hostname, address), '');
             return;
           }

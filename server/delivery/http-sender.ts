@@ -157,7 +157,10 @@ export function createHttpSender(options: HttpSenderOptions): HttpSender {
         ...(ok ? {} : { reason: 'http_status' as const }),
         responseStatus: status,
         durationMs: durationMs(),
-        ...(body.length > 0 ? { responseBody: body.subarray(0, keptBodyBytes).toString('utf8') } : {}),
+        // NUL cannot be stored in a PostgreSQL text column; a binary answer is for people to glance at anyway.
+        ...(body.length > 0
+          ? { responseBody: body.subarray(0, keptBodyBytes).toString('utf8').replace(/\0/g, '\uFFFD') }
+          : {}),
         detail: `The receiver answered HTTP ${status}.`,
         ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
       };

@@ -1,5 +1,6 @@
 // The test operation's delivery: a `webhook.test` event, signed per Standard Webhooks, sent once through the
 // guarded sender, recorded, and turned into null (accepted) or the 502 problem that says what happened.
+import type { FastifyBaseLogger } from 'fastify';
 import type { Schemas } from '../contract.js';
 import { HttpProblem, problemType } from '../http/problems.js';
 import type { TestSender } from '../http/webhook-handlers.js';
@@ -8,7 +9,7 @@ import { signingSecrets } from '../store/webhooks.js';
 import type { HttpSender } from './http-sender.js';
 import { newMessageId, signPayload } from './signature.js';
 
-export function createTestSender(sender: HttpSender, deliveries: DeliveryStore): TestSender {
+export function createTestSender(sender: HttpSender, deliveries: DeliveryStore, log: FastifyBaseLogger): TestSender {
   return async (webhook) => {
     const now = new Date();
     const event: Schemas['WebhookTestEvent'] = {
@@ -29,11 +30,16 @@ export function createTestSender(sender: HttpSender, deliveries: DeliveryStore):
       },
       body,
     });
-    await deliveries.recordSingleAttempt(
-      { tenantId: webhook.tenantId, webhookId: webhook.id, eventType: event.type, messageId, payload: body },
-      now,
-      outcome,
-    );
+    try {
+      await deliveries.recordSingleAttempt(
+        { tenantId: webhook.tenantId, webhookId: webhook.id, eventType: event.type, messageId, payload: body },
+        now,
+        outcome,
+      );
+    } catch (error) {
+      // The webhook was deleted while the test ran (its deliveries went with it); the caller still gets the outcome.
+      log.warn({ err: error, webhookId: webhook.id }, 'could not record the test delivery');
+    }
     if (outcome.ok) return null;
     return new HttpProblem(502, {
       type: problemType('delivery-failed'),

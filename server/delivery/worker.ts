@@ -34,7 +34,8 @@ export class DeliveryWorker {
   private loop?: Promise<void>;
   private inFlight = 0;
   private pending: CompletedAttempt[] = [];
-  private flushing?: Promise<void>;
+  /** The chain of outcome writes: one at a time, and stop() can wait for all of them. */
+  private flushing: Promise<void> = Promise.resolve();
   private flushTimer?: NodeJS.Timeout;
   private wake?: () => void;
 
@@ -158,22 +159,23 @@ export class DeliveryWorker {
     else this.flushTimer ??= setTimeout(() => void this.flush(), flushEveryMs);
   }
 
-  private async flush(): Promise<void> {
+  private flush(): Promise<void> {
     clearTimeout(this.flushTimer);
     this.flushTimer = undefined;
-    await this.flushing; // one transaction at a time
     const batch = this.pending;
     this.pending = [];
-    if (batch.length === 0) return;
-    this.flushing = this.options.deliveries
-      .complete(batch, {
-        afterMs: this.options.disableAfterMs,
-        reason: `Every delivery failed for ${formatDuration(this.options.disableAfterMs)} without a success.`,
-      })
-      .catch((error: unknown) => {
-        // The leases run out and the deliveries are sent again: at least once holds.
-        this.options.log.error({ err: error, count: batch.length }, 'could not record delivery outcomes');
-      });
-    await this.flushing;
+    if (batch.length === 0) return this.flushing;
+    this.flushing = this.flushing.then(() =>
+      this.options.deliveries
+        .complete(batch, {
+          afterMs: this.options.disableAfterMs,
+          reason: `Every delivery failed for ${formatDuration(this.options.disableAfterMs)} without a success.`,
+        })
+        .catch((error: unknown) => {
+          // Their leases run out and they are sent again: at least once still holds.
+          this.options.log.error({ err: error, count: batch.length }, 'could not record delivery outcomes');
+        }),
+    );
+    return this.flushing;
   }
 }

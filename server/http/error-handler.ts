@@ -70,7 +70,7 @@ function toProblem(error: FastifyError & { errors?: unknown[] }, request: Fastif
     const forbidden = problems.find((p) => p.status === 403);
     const chosen = forbidden ?? problems[0];
     if (chosen) return chosen;
-    request.log.error({ err: error }, 'security handler failed unexpectedly');
+    request.log.error({ err: error.errors[0] ?? error }, 'security handler failed unexpectedly');
     return unexpected(request);
   }
   const status = error.statusCode ?? 500;

@@ -1,9 +1,9 @@
 // The six operations of the seed, bound by operationId. Each handler sees only the caller's tenant: a webhook of
 // another tenant is answered exactly like a missing one.
 import type { FastifyRequest } from 'fastify';
-import type { ServiceHandlers, Webhook } from '../contract.js';
+import type { ServiceHandlers } from '../contract.js';
 import { generateSecret } from '../delivery/signature.js';
-import { DuplicateCallbackUrlError, type WebhookRecord, type WebhookStore } from '../store/webhooks.js';
+import { DuplicateCallbackUrlError, shownWebhook, type WebhookRecord, type WebhookStore } from '../store/webhooks.js';
 import { decodeCursor, encodeCursor, nextLink } from './list-cursor.js';
 import { HttpProblem, problemType, webhookNotFound } from './problems.js';
 import { checkSecretLength, checkWebhookParms, type HostCheck } from './webhook-params.js';
@@ -35,9 +35,6 @@ export function tenantOf(request: FastifyRequest): string {
   return request.principal.tenant;
 }
 
-function toWebhook({ tenantId: _tenant, secret: _secret, ...webhook }: WebhookRecord): Webhook {
-  return webhook;
-}
 
 function duplicateUrl(error: DuplicateCallbackUrlError, url: string): HttpProblem {
   return new HttpProblem(409, {
@@ -69,7 +66,7 @@ export function webhookHandlers({ webhooks, checkHost, sendTest }: WebhookHandle
       const secret = request.body.secret ?? generateSecret();
       try {
         const record = await webhooks.create(tenantOf(request), input, secret);
-        return { ...toWebhook(record), secret };
+        return { ...shownWebhook(record), secret };
       } catch (error) {
         if (error instanceof DuplicateCallbackUrlError) throw duplicateUrl(error, input.callbackUrl);
         throw error;
@@ -79,7 +76,7 @@ export function webhookHandlers({ webhooks, checkHost, sendTest }: WebhookHandle
     async readWebhookUsingGET(request) {
       const record = await webhooks.get(tenantOf(request), request.params.id);
       if (!record) throw webhookNotFound(request.params.id);
-      return toWebhook(record);
+      return shownWebhook(record);
     },
 
     async updateWebhookUsingPUT(request) {
@@ -87,7 +84,7 @@ export function webhookHandlers({ webhooks, checkHost, sendTest }: WebhookHandle
       try {
         const record = await webhooks.replace(tenantOf(request), request.params.id, input, request.body.secret);
         if (!record) throw webhookNotFound(request.params.id);
-        return toWebhook(record);
+        return shownWebhook(record);
       } catch (error) {
         if (error instanceof DuplicateCallbackUrlError) throw duplicateUrl(error, input.callbackUrl);
         throw error;

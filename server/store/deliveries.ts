@@ -1,7 +1,7 @@
-// Deliveries (one message to one webhook) and their attempts. The test operation records its single attempt
-// here; the event worker (a later issue) will use the same tables as its queue.
+// Deliveries (one message to one webhook) and their attempts. The deliveries table is also the worker's queue;
+// the test operation records its single attempt here too.
 import { randomUUID } from 'node:crypto';
-import type { Kysely, Selectable } from 'kysely';
+import { type Kysely, type Selectable, sql } from 'kysely';
 import type { Schemas } from '../contract.js';
 import { isPostgres } from './dialect.js';
 import type { Database, DeliveriesTable, DeliveryAttemptsTable, DeliveryStatus } from './schema.js';
@@ -157,48 +157,71 @@ export class DeliveryStore {
     if (batch.length === 0) return;
     const now = new Date().toISOString();
     const cutoff = new Date(Date.now() - autoDisable.afterMs).toISOString();
+    const failed: unknown[] = [];
     await writesOf(this.db).run(async (tx) => {
-      for (const { delivery, attemptedAt, result, next, disableWebhook } of batch) {
-        await tx.insertInto('delivery_attempts').values(attemptRow(delivery.id, attemptedAt, result)).execute();
-        // Only the lease holder moves the state; a worker whose lease ran out has lost the delivery to another.
-        await tx
-          .updateTable('deliveries')
-          .set({
-            status: next.status,
-            attempt_count: (eb) => eb('attempt_count', '+', 1),
-            next_attempt_at: next.status === 'pending' ? next.nextAttemptAt.toISOString() : null,
-            lease_until: null,
-            lease_id: null,
-            updated_at: now,
-          })
-          .where('id', '=', delivery.id)
-          .where('lease_id', '=', delivery.lease_id)
-          .execute();
-        if (result.ok) {
-          await tx
-            .updateTable('webhooks')
-            .set({ failing_since: null })
-            .where('id', '=', delivery.webhook_id)
-            .where('failing_since', 'is not', null)
-            .execute();
-          continue;
+      for (const item of batch) {
+        // One savepoint each: an outcome that cannot be written is lost alone (its lease runs out and it is sent
+        // again), never taking the rest of the batch, other tenants' outcomes included, down with it.
+        await sql`savepoint outcome`.execute(tx);
+        try {
+          await this.recordOutcome(tx, item, now, cutoff, autoDisable.reason);
+          await sql`release savepoint outcome`.execute(tx);
+        } catch (error) {
+          await sql`rollback to savepoint outcome`.execute(tx);
+          await sql`release savepoint outcome`.execute(tx);
+          failed.push(error);
         }
-        await tx
-          .updateTable('webhooks')
-          .set({ failing_since: attemptedAt.toISOString() })
-          .where('id', '=', delivery.webhook_id)
-          .where('failing_since', 'is', null)
-          .execute();
-        const reason = disableWebhook ?? autoDisable.reason;
-        let disable = tx
-          .updateTable('webhooks')
-          .set({ enabled: 0, disabled_reason: reason, disabled_at: now, updated_at: now })
-          .where('id', '=', delivery.webhook_id)
-          .where('enabled', '=', 1);
-        if (!disableWebhook) disable = disable.where('failing_since', '<=', cutoff);
-        await disable.execute();
       }
     });
+    if (failed.length > 0) throw new AggregateError(failed, `${failed.length} delivery outcomes could not be recorded`);
+  }
+
+  private async recordOutcome(
+    tx: Kysely<Database>,
+    { delivery, attemptedAt, result, next, disableWebhook }: CompletedAttempt,
+    now: string,
+    cutoff: string,
+    autoDisableReason: string,
+  ): Promise<void> {
+    // Only the lease holder moves the state. A worker whose lease ran out has lost the delivery to another (or it
+    // was deleted with its webhook): then nothing of this attempt is written.
+    const moved = await tx
+      .updateTable('deliveries')
+      .set({
+        status: next.status,
+        attempt_count: (eb) => eb('attempt_count', '+', 1),
+        next_attempt_at: next.status === 'pending' ? next.nextAttemptAt.toISOString() : null,
+        lease_until: null,
+        lease_id: null,
+        updated_at: now,
+      })
+      .where('id', '=', delivery.id)
+      .where('lease_id', '=', delivery.lease_id)
+      .executeTakeFirst();
+    if (moved.numUpdatedRows === 0n) return;
+    await tx.insertInto('delivery_attempts').values(attemptRow(delivery.id, attemptedAt, result)).execute();
+    if (result.ok) {
+      await tx
+        .updateTable('webhooks')
+        .set({ failing_since: null })
+        .where('id', '=', delivery.webhook_id)
+        .where('failing_since', 'is not', null)
+        .execute();
+      return;
+    }
+    await tx
+      .updateTable('webhooks')
+      .set({ failing_since: attemptedAt.toISOString() })
+      .where('id', '=', delivery.webhook_id)
+      .where('failing_since', 'is', null)
+      .execute();
+    let disable = tx
+      .updateTable('webhooks')
+      .set({ enabled: 0, disabled_reason: disableWebhook ?? autoDisableReason, disabled_at: now, updated_at: now })
+      .where('id', '=', delivery.webhook_id)
+      .where('enabled', '=', 1);
+    if (!disableWebhook) disable = disable.where('failing_since', '<=', cutoff);
+    await disable.execute();
   }
 
   /** A webhook's deliveries, newest first, with their attempts. */
@@ -237,7 +260,8 @@ export class DeliveryStore {
     const now = new Date().toISOString();
     const row = await this.db
       .updateTable('deliveries')
-      .set({ status: 'pending', next_attempt_at: now, updated_at: now })
+      // Clearing the lease id also fences off a worker whose lease ran out: its late outcome cannot undo this.
+      .set({ status: 'pending', next_attempt_at: now, lease_until: null, lease_id: null, updated_at: now })
       .where('tenant_id', '=', tenantId)
       .where('webhook_id', '=', webhookId)
       .where('id', '=', deliveryId)

@@ -48,7 +48,11 @@ const toPublished = (row: Selectable<EventsTable>): PublishedEvent => ({
 const insertChunk = 200;
 
 export class EventStore {
-  constructor(private readonly db: Kysely<Database>) {}
+  /** `firstAttemptDelayMs`: the retry schedule's first entry, the wait before a new delivery's first attempt. */
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly firstAttemptDelayMs = 0,
+  ) {}
 
   async publish(tenantId: string, input: EventInput): Promise<PublishResult> {
     try {
@@ -102,6 +106,7 @@ export class EventStore {
     };
     await tx.insertInto('events').values(event).execute();
     const payload = JSON.stringify({ type: input.type, timestamp: createdAt, data: input.data });
+    const firstAttemptAt = new Date(Date.parse(createdAt) + this.firstAttemptDelayMs).toISOString();
     const rows = webhookIds.map((webhookId) => ({
       id: randomUUID(),
       tenant_id: tenantId,
@@ -112,7 +117,7 @@ export class EventStore {
       payload,
       status: 'pending' as const,
       attempt_count: 0,
-      next_attempt_at: createdAt,
+      next_attempt_at: firstAttemptAt,
       lease_until: null,
       lease_id: null,
       created_at: createdAt,

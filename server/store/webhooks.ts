@@ -78,6 +78,24 @@ function toRecord(row: Selectable<WebhooksTable>): WebhookRecord {
   };
 }
 
+/** What callers see of a stored webhook, field by field, so no secret can ride along on the object. */
+export function shownWebhook(record: WebhookRecord): Webhook {
+  const { id, callbackUrl, events, description, enabled, headers, disabledReason, disabledAt, createdAt, updatedAt } =
+    record;
+  return {
+    id,
+    callbackUrl,
+    events,
+    ...(description !== undefined ? { description } : {}),
+    enabled,
+    headers,
+    ...(disabledReason !== undefined ? { disabledReason } : {}),
+    ...(disabledAt !== undefined ? { disabledAt } : {}),
+    createdAt,
+    updatedAt,
+  };
+}
+
 /** The secrets that sign a delivery now: the current one, and the previous one during its grace period. */
 export function signingSecrets(webhook: WebhookRecord, now = new Date()): string[] {
   const previous = webhook.previousSecret;
@@ -169,7 +187,8 @@ export class WebhookStore {
           .updateTable('webhooks')
           .set({
             ...columns(input),
-            ...(secret ? { secret } : {}),
+            // A secret set by update replaces the signing pair outright: a rotation's old secret stops too.
+            ...(secret ? { secret, previous_secret: null, previous_secret_expires_at: null } : {}),
             // Enabling again is how a person answers an automatic disable: start afresh.
             ...(input.enabled ? { disabled_reason: null, disabled_at: null, failing_since: null } : {}),
             updated_at: new Date().toISOString(),

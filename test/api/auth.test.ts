@@ -168,6 +168,15 @@ describe('JWT bearer tokens', () => {
         expect((await svc().client(token).GET('/api/web/v1/webhooks')).response.status).toBe(401);
       });
 
+      it('refuses a token without an expiry, which would otherwise be valid forever', async () => {
+        const token = await new SignJWT({ org: 't', scope: 'WEBHOOKS:VIEW' })
+          .setProtectedHeader({ alg: 'RS256', kid: 'k1' })
+          .setIssuer(issuer)
+          .setAudience(audience)
+          .sign(keyPair.privateKey);
+        expect((await svc().client(token).GET('/api/web/v1/webhooks')).response.status).toBe(401);
+      });
+
       it('refuses a token signed by another key', async () => {
         const other = await generateKeyPair('RS256');
         const token = await sign({ org: 't', scope: 'WEBHOOKS:VIEW' }, { key: other.privateKey });

@@ -155,7 +155,7 @@ describe('lookup', () => {
     expect(error).toMatchObject({
       code: 'EBLOCKEDADDRESS',
       message:
-        'hooks.example.com resolves to 10.0.0.12, a private address; deliveries go to public addresses only.',
+        'hooks.example.com resolves to a private address; deliveries go to public addresses only.',
     });
   });
 

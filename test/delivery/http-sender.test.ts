@@ -98,6 +98,12 @@ describe('a receiver that answers non-2xx', () => {
     });
   });
 
+  it('keeps a binary answer storable: NUL bytes (refused by PostgreSQL text) become U+FFFD', async () => {
+    const hook = await receiver((_, response) => response.writeHead(200).end(Buffer.from('a\0b')));
+    const outcome = await sender().send(post(hook.url));
+    expect(outcome).toMatchObject({ ok: true, responseBody: 'a\uFFFDb' });
+  });
+
   it('is not followed when it redirects: the redirect target gets nothing', async () => {
     const target = await receiver();
     const hook = await receiver((_, response) => response.writeHead(302, { location: target.url }).end());

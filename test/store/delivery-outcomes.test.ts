@@ -1,0 +1,76 @@
+// Recording a batch of delivery outcomes: one outcome that cannot be written (its webhook was deleted mid-flight,
+// or PostgreSQL refuses its text) must not take the other outcomes of the batch, other tenants' included, with it.
+import { describe, expect, it } from 'vitest';
+import { migrateToLatest, openDatabase } from '../../server/store/database.js';
+import { type ClaimedDelivery, type CompletedAttempt, DeliveryStore } from '../../server/store/deliveries.js';
+import { EventStore } from '../../server/store/events.js';
+import { WebhookStore } from '../../server/store/webhooks.js';
+import { backends } from '../support/backends.js';
+
+const secret = `whsec_${Buffer.alloc(32, 3).toString('base64')}`;
+const hook = (n: number) => ({
+  callbackUrl: `https://outcome${n}.example.com/h`,
+  callbackUrlKey: `https://outcome${n}.example.com/h`,
+  events: ['*'],
+  enabled: true,
+  headers: {},
+});
+const delivered = (delivery: ClaimedDelivery, responseBody = 'ok'): CompletedAttempt => ({
+  delivery,
+  attemptedAt: new Date(),
+  result: { ok: true, responseStatus: 200, durationMs: 3, responseBody, detail: 'The receiver answered HTTP 200.' },
+  next: { status: 'succeeded' },
+});
+const autoDisable = { afterMs: 86_400_000, reason: 'failing' };
+
+for (const backend of backends) {
+  describe.skipIf(!backend.available)(`delivery outcomes on ${backend.name}`, () => {
+    it('records the rest of a batch when one delivery was deleted with its webhook mid-flight', async () => {
+      const store = await backend.setup();
+      const db = openDatabase(store);
+      try {
+        await migrateToLatest(db);
+        const webhooks = new WebhookStore(db);
+        const deliveries = new DeliveryStore(db);
+        const [a, b] = [await webhooks.create('t1', hook(1), secret), await webhooks.create('t2', hook(2), secret)];
+        await new EventStore(db).publish('t1', { type: 'order.created', data: {} });
+        await new EventStore(db).publish('t2', { type: 'order.created', data: {} });
+        const claimed = await deliveries.claimDue(10, 60_000);
+        expect(claimed).toHaveLength(2);
+        await webhooks.delete('t1', a.id);
+        await deliveries.complete(claimed.map((d) => delivered(d)), autoDisable);
+        const page = await deliveries.listForWebhook('t2', b.id, { limit: 10 });
+        expect(page.items).toMatchObject([{ status: 'succeeded', attempts: [{ succeeded: true }] }]);
+      } finally {
+        await db.destroy();
+        await store.cleanup();
+      }
+    });
+  });
+}
+
+describe.skipIf(!backends[1]!.available)('delivery outcomes on postgres, text PostgreSQL refuses', () => {
+  it('loses only the outcome whose text cannot be stored', async () => {
+    const store = await backends[1]!.setup();
+    const db = openDatabase(store);
+    try {
+      await migrateToLatest(db);
+      const webhooks = new WebhookStore(db);
+      const deliveries = new DeliveryStore(db);
+      const [a, b] = [await webhooks.create('t1', hook(1), secret), await webhooks.create('t2', hook(2), secret)];
+      await new EventStore(db).publish('t1', { type: 'order.created', data: {} });
+      await new EventStore(db).publish('t2', { type: 'order.created', data: {} });
+      const claimed = await deliveries.claimDue(10, 60_000);
+      const poisoned = claimed.find((d) => d.webhook_id === a.id)!;
+      const good = claimed.find((d) => d.webhook_id === b.id)!;
+      await expect(deliveries.complete([delivered(poisoned, 'a\0b'), delivered(good)], autoDisable)).rejects.toThrow(
+        /1 delivery outcomes could not be recorded/,
+      );
+      expect((await deliveries.listForWebhook('t2', b.id, { limit: 10 })).items[0]).toMatchObject({ status: 'succeeded' });
+      expect((await deliveries.listForWebhook('t1', a.id, { limit: 10 })).items[0]).toMatchObject({ status: 'pending' });
+    } finally {
+      await db.destroy();
+      await store.cleanup();
+    }
+  });
+});
