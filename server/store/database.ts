@@ -16,7 +16,13 @@ export interface StoreLocation {
 
 export function openDatabase(location: StoreLocation): Kysely<Database> {
   if (location.databaseUrl) {
-    const pool = new pg.Pool({ connectionString: location.databaseUrl, max: 10 });
+    // Bounded waits: an unreachable database makes /healthz answer 503 and requests fail, instead of hanging.
+    const pool = new pg.Pool({
+      connectionString: location.databaseUrl,
+      max: 10,
+      connectionTimeoutMillis: 5_000,
+      statement_timeout: 30_000,
+    });
     // An idle client that loses its server emits 'error'; without a listener that would crash the process.
     pool.on('error', () => {});
     return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
