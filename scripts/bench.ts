@@ -6,7 +6,15 @@
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import SQLite from 'better-sqlite3';
-import { type EventBenchContext, eventsApiInContract, measureEventDelivery, publishAndAwaitDeliveries } from './bench/events.js';
+import {
+  benchPostgresUrl,
+  type EventBenchContext,
+  eventsApiInContract,
+  measureEventDelivery,
+  measureEventDeliveryOnPostgres,
+  type PostgresEventResults,
+  publishAndAwaitDeliveries,
+} from './bench/events.js';
 import { type LoadJob, LoadDriver } from './bench/load.js';
 import { cpuSecondsOf, installCleanup, machineBusySeconds, memoryOf, projectRoot, round } from './bench/processes.js';
 import { mainProfileIn, summarizeProfile } from './bench/profile.js';
@@ -321,6 +329,7 @@ async function main(): Promise<void> {
   const profileRecords: ProfileRecord[] = [];
   let testDelivery: BenchResults['testDelivery'];
   let events: BenchResults['events'];
+  let postgresEvents: PostgresEventResults | undefined;
 
   log(`bench (${settings.mode}): measuring the cost of a SQLite commit; starting the load driver and the receiver`);
   const machineInfo = machine(measureCommitCost());
@@ -409,6 +418,29 @@ async function main(): Promise<void> {
     log('event delivery');
     events = await measureEventDelivery(eventContext(driver, receiver));
     log(`  event delivery: ${events.status}: ${events.note}`);
+    const postgresUrl = benchPostgresUrl();
+    if (!postgresUrl) {
+      postgresEvents = { note: 'not measured (set TEST_DATABASE_URL)' };
+    } else if (quick) {
+      postgresEvents = { note: 'full run only' };
+    } else {
+      postgresEvents = {};
+      for (const workers of [1, 2] as const) {
+        log(`event delivery on PostgreSQL, ${workers} worker${workers === 1 ? '' : 's'}`);
+        try {
+          const result = await measureEventDeliveryOnPostgres(eventContext(driver, receiver), postgresUrl, workers);
+          postgresEvents[workers === 1 ? 'oneWorker' : 'twoWorkers'] = result;
+          log(`  ${result.status}: ${result.deliveriesPerSec ?? '–'} deliveries/s; ${result.note}`);
+          if (result.status === 'measured' && result.delivered !== result.events) {
+            warnings.push(`event delivery on PostgreSQL, ${workers} worker(s): ${result.note}`);
+          }
+        } catch (error) {
+          const message = error instanceof Error ? error.message : String(error);
+          postgresEvents[workers === 1 ? 'oneWorker' : 'twoWorkers'] = { status: 'not measured', note: `failed: ${message.slice(0, 500)}` };
+          warnings.push(`event delivery on PostgreSQL, ${workers} worker(s) failed: ${message.slice(0, 2_000)}`);
+        }
+      }
+    }
   }
 
   if (profiling) profileRecords.push(...(await profiles(driver, receiver)));
@@ -428,6 +460,7 @@ async function main(): Promise<void> {
     growth,
     memory,
     ...(events ? { events } : {}),
+    ...(postgresEvents ? { postgresEvents } : {}),
     profiles: profileRecords,
     warnings,
   };

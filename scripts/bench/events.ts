@@ -1,9 +1,11 @@
 // Event delivery: publish events through POST /api/web/v1/events and time them to the receiver. The section turns
 // itself on when the contract has that path; until the service answers it, it reports why nothing was measured.
 // measureEventDelivery sets up; publishAndAwaitDeliveries is the measurement (the profiler reuses it).
+import pg from 'pg';
 import type { LoadDriver, LoadResult } from './load.js';
+import type { NodeChild } from './processes.js';
 import type { Receiver } from './receiver.js';
-import { benchTenant, seedStore, type ServerHandle, type ServiceOptions, startService } from './servers.js';
+import { benchTenant, seedStore, type ServerHandle, type ServiceOptions, startService, startWorker } from './servers.js';
 import { contractHasPath } from './contract.js';
 import { type LatencySummary, round3, Samples, summarize } from './stats.js';
 
@@ -50,6 +52,77 @@ export async function measureEventDelivery(ctx: EventBenchContext): Promise<Even
     return await publishAndAwaitDeliveries(ctx, service, store.token);
   } finally {
     await service.process.stop();
+  }
+}
+
+/** The PostgreSQL runs: one service with its built-in worker, or a service without one plus two worker processes. */
+export interface PostgresEventResults {
+  /** Why nothing was measured (quick run, no URL, or an error); absent when both runs happened. */
+  note?: string;
+  oneWorker?: EventDeliveryResult;
+  twoWorkers?: EventDeliveryResult;
+}
+
+/** The PostgreSQL URL the bench may use: TEST_DATABASE_URL, else DATABASE_URL. */
+export function benchPostgresUrl(): string | undefined {
+  return process.env.TEST_DATABASE_URL || process.env.DATABASE_URL || undefined;
+}
+
+/**
+ * Event delivery on PostgreSQL, in a fresh schema `bench_<random>` (dropped afterwards, also on error): `workers`
+ * 1 is `serve` with its built-in worker; 2 is `serve` with DELIVERY_WORKER=false plus two `webhooks-api worker`
+ * processes with the same environment.
+ */
+export async function measureEventDeliveryOnPostgres(
+  ctx: EventBenchContext,
+  baseUrl: string,
+  workers: 1 | 2,
+): Promise<EventDeliveryResult> {
+  if (!eventsApiInContract()) {
+    return { status: 'not measured', note: `not measured yet (POST ${eventsPath} does not exist)` };
+  }
+  const schema = `bench_${Math.random().toString(36).slice(2, 10)}`;
+  const admin = new pg.Client({ connectionString: baseUrl });
+  await admin.connect();
+  try {
+    await admin.query(`create schema ${schema}`);
+  } finally {
+    await admin.end();
+  }
+  const children: NodeChild[] = [];
+  try {
+    const url = new URL(baseUrl);
+    url.searchParams.set('options', `-c search_path=${schema}`);
+    const databaseUrl = url.href;
+    const store = await seedStore(0, 0, databaseUrl);
+    const env = { DATABASE_URL: databaseUrl, DELIVERY_WORKER: workers === 1 ? 'true' : 'false' };
+    const service = await startService(`service (PostgreSQL, ${workers} worker${workers === 1 ? '' : 's'})`, store.dataDir, {
+      ...ctx.service,
+      env,
+    });
+    children.push(service.process);
+    if (workers === 2) {
+      // Both started and ready before the first publish, so neither start-up lands in the measured window.
+      const started = await Promise.allSettled([1, 2].map(() => startWorker(store.dataDir, { ...ctx.service, env })));
+      for (const outcome of started) if (outcome.status === 'fulfilled') children.push(outcome.value);
+      const failed = started.find((outcome) => outcome.status === 'rejected');
+      if (failed) throw failed.reason;
+    }
+    const result = await publishAndAwaitDeliveries(ctx, service, store.token);
+    children.forEach((child, i) => child.assertRunning(i === 0 ? service.name : `worker ${i}`));
+    return {
+      ...result,
+      note: `${result.note}; PostgreSQL schema ${schema}, ${workers === 1 ? "the service's built-in worker" : 'service without a worker + 2 worker processes'}`,
+    };
+  } finally {
+    await Promise.all(children.map((child) => child.stop()));
+    const client = new pg.Client({ connectionString: baseUrl });
+    await client.connect();
+    try {
+      await client.query(`drop schema if exists ${schema} cascade`);
+    } finally {
+      await client.end();
+    }
   }
 }
 

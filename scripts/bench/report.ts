@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, release, totalmem, type } from 'node:os';
 import { join } from 'node:path';
-import type { EventDeliveryResult } from './events.js';
+import type { EventDeliveryResult, PostgresEventResults } from './events.js';
 import type { LoadResult } from './load.js';
 import { projectRoot } from './processes.js';
 import { formatProfile, type ProfileSummary } from './profile.js';
@@ -114,6 +114,8 @@ export interface BenchResults {
   growth: Growth[];
   memory: MemoryRecord[];
   events?: EventDeliveryResult;
+  /** Event delivery on PostgreSQL with one and with two workers (full runs with TEST_DATABASE_URL/DATABASE_URL). */
+  postgresEvents?: PostgresEventResults;
   profiles: ProfileRecord[];
   targets: TargetCheck[];
   warnings: string[];
@@ -199,6 +201,20 @@ export function evaluateTargets(results: Omit<BenchResults, 'targets'>): TargetC
         ? 'not measured'
         : `${fmt(worst, 1)} MB${results.settings.serviceFrom === 'tsx' ? ' (through tsx, ~30 MB more than --dist)' : ' (dist)'}`,
     met: worst === undefined ? null : worst <= 150,
+  });
+  const pg = results.postgresEvents;
+  const one = pg?.oneWorker?.status === 'measured' ? pg.oneWorker : undefined;
+  const two = pg?.twoWorkers?.status === 'measured' ? pg.twoWorkers : undefined;
+  const complete = (r: EventDeliveryResult) => r.delivered === r.events;
+  checks.push({
+    target: 'PostgreSQL: 2 workers faster than 1',
+    goal: '2 workers > 1 worker',
+    measured:
+      one && two
+        ? `${fmt(two.deliveriesPerSec, 0)} vs ${fmt(one.deliveriesPerSec, 0)} deliveries/s ` +
+          `(${fmt(round3((two.deliveriesPerSec ?? 0) / (one.deliveriesPerSec || 1)))} ×)`
+        : 'not measured',
+    met: one && two ? complete(one) && complete(two) && (two.deliveriesPerSec ?? 0) > (one.deliveriesPerSec ?? 0) : null,
   });
   return checks;
 }
@@ -300,10 +316,9 @@ export function formatReport(results: BenchResults): string {
     );
   }
 
-  const ev = results.events;
-  if (ev) {
+  const eventSection = (title: string, ev: EventDeliveryResult) => {
     if (ev.status === 'measured') {
-      out.push(`Event delivery: ${ev.note}`);
+      out.push(`${title}: ${ev.note}`);
       out.push(
         table(
           ['', 'value'],
@@ -318,9 +333,14 @@ export function formatReport(results: BenchResults): string {
         '',
       );
     } else {
-      out.push(`event delivery: ${ev.note}`, '');
+      out.push(`${title.toLowerCase()}: ${ev.note}`, '');
     }
-  }
+  };
+  if (results.events) eventSection('Event delivery', results.events);
+  const pg = results.postgresEvents;
+  if (pg?.note) out.push(`event delivery on PostgreSQL: ${pg.note}`, '');
+  if (pg?.oneWorker) eventSection('Event delivery, PostgreSQL, 1 worker', pg.oneWorker);
+  if (pg?.twoWorkers) eventSection('Event delivery, PostgreSQL, 2 workers', pg.twoWorkers);
 
   for (const profile of results.profiles) {
     const busy = profile.summary.totalMs ? profile.summary.busyMs / profile.summary.totalMs : 0;

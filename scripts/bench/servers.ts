@@ -58,10 +58,10 @@ const seedEvents = ['order.created', 'order.paid', 'customer.*'];
  * A fresh DATA_DIR holding one API key for the bench tenant and `count` webhooks, written through the service's own
  * ApiKeyStore and WebhookStore inside one transaction (100,000 single commits would cost 100,000 fsyncs).
  */
-export async function seedStore(count: number, keepWebhooks = 0): Promise<SeededStore> {
+export async function seedStore(count: number, keepWebhooks = 0, databaseUrl?: string): Promise<SeededStore> {
   const started = performance.now();
   const dataDir = makeTempDir(`store-${count}`);
-  const db = openDatabase({ dataDir });
+  const db = openDatabase(databaseUrl ? { dataDir, databaseUrl } : { dataDir });
   try {
     await migrateToLatest(db);
     const { token } = await new ApiKeyStore(db).create(benchTenant, contractScopes());
@@ -116,6 +116,8 @@ export interface ServiceOptions {
   /** Run dist/server/main.js (after `npm run build`) instead of server/main.ts through tsx. */
   dist?: boolean;
   startTimeoutMs?: number;
+  /** Environment over the bench's defaults, e.g. DATABASE_URL and DELIVERY_WORKER for the PostgreSQL runs. */
+  env?: Record<string, string>;
 }
 
 export const distEntry = 'dist/server/main.js';
@@ -130,28 +132,58 @@ export async function startService(name: string, dataDir: string, options: Servi
   const child = spawnNode(options.dist ? distEntry : 'server/main.ts', ['serve'], {
     ...(options.nodeArgs ? { nodeArgs: options.nodeArgs } : {}),
     tsx: !options.dist,
-    env: {
-      HOST: '127.0.0.1',
-      PORT: String(port),
-      DATA_DIR: dataDir,
-      // Nothing inherited may switch the store, auth or CORS set-up away from the defaults measured here.
-      DATABASE_URL: '',
-      JWT_PUBLIC_KEY_FILE: '',
-      JWT_JWKS_FILE: '',
-      JWT_ISSUER: '',
-      JWT_AUDIENCE: '',
-      JWT_TENANT_CLAIM: '',
-      CORS_ORIGINS: '',
-      // warn: request logging off, as in production. The "ready" line is info, so readiness is polled below.
-      LOG_LEVEL: 'warn',
-      WEBHOOKS_BOOTSTRAP_KEY: 'false',
-      // The test-delivery and event receivers listen on loopback.
-      CALLBACK_ALLOWED_CIDRS: '127.0.0.0/8',
-    },
+    env: { ...serviceEnv(dataDir), HOST: '127.0.0.1', PORT: String(port), ...options.env },
   });
   const url = `http://127.0.0.1:${port}`;
   await waitForHttp(`${url}/healthz`, child, options.startTimeoutMs ?? 30_000);
   return { name, url, process: child };
+}
+
+/**
+ * Starts `webhooks-api worker` (the delivery worker alone) with the same environment as the service, at
+ * LOG_LEVEL=info (the worker logs nothing else at info) so that its "worker is ready" line can be awaited: it has
+ * no HTTP port to poll. Resolves once that line appears; fails when the process exits first or after timeoutMs.
+ */
+export async function startWorker(dataDir: string, options: ServiceOptions = {}): Promise<NodeChild> {
+  const child = spawnNode(options.dist ? distEntry : 'server/main.ts', ['worker'], {
+    ...(options.nodeArgs ? { nodeArgs: options.nodeArgs } : {}),
+    tsx: !options.dist,
+    env: { ...serviceEnv(dataDir), ...options.env, LOG_LEVEL: 'info' },
+  });
+  const deadline = Date.now() + (options.startTimeoutMs ?? 30_000);
+  let exitCode: number | null | undefined;
+  void child.exited.then((code) => (exitCode = code));
+  while (!child.output().includes('webhooks-api worker is ready')) {
+    if (exitCode !== undefined) throw new Error(`the worker exited with ${exitCode}:\n${child.output()}`);
+    if (Date.now() > deadline) {
+      await child.stop(1_000);
+      throw new Error(`the worker was not ready within ${options.startTimeoutMs ?? 30_000} ms:\n${child.output()}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return child;
+}
+
+/** The environment every service and worker process of the bench gets before its own overrides. */
+function serviceEnv(dataDir: string): Record<string, string> {
+  return {
+    DATA_DIR: dataDir,
+    // Nothing inherited may switch the store, auth or CORS set-up away from the defaults measured here.
+    DATABASE_URL: '',
+    JWT_PUBLIC_KEY_FILE: '',
+    JWT_JWKS_FILE: '',
+    JWT_ISSUER: '',
+    JWT_AUDIENCE: '',
+    JWT_TENANT_CLAIM: '',
+    CORS_ORIGINS: '',
+    // The service delivers events itself (the default); the PostgreSQL runs with separate workers turn this off.
+    DELIVERY_WORKER: 'true',
+    // warn: request logging off, as in production. The "ready" line is info, so readiness is polled below.
+    LOG_LEVEL: 'warn',
+    WEBHOOKS_BOOTSTRAP_KEY: 'false',
+    // The test-delivery and event receivers listen on loopback.
+    CALLBACK_ALLOWED_CIDRS: '127.0.0.0/8',
+  };
 }
 
 /** Starts the bare-Fastify baseline serving `webhooks` from memory. */
