@@ -156,6 +156,7 @@ export function loadConfig(env: Env = process.env): Config {
       throw new ConfigError(`CORS_ORIGINS must list origins like https://app.example.com, not "${origin}"`);
     }
   }
+  const jwt = jwtConfig(env);
   const timeoutMs = integer(env, 'DELIVERY_TIMEOUT_MS', 10_000, 100, 120_000);
   if (duration(env, 'DELIVERY_LEASE', '60s') <= timeoutMs) {
     throw new ConfigError('DELIVERY_LEASE must be longer than DELIVERY_TIMEOUT_MS, or a slow attempt is sent twice');
@@ -170,7 +171,7 @@ export function loadConfig(env: Env = process.env): Config {
     corsOrigins: list(env, 'CORS_ORIGINS'),
     bootstrapKey: boolean(env, 'WEBHOOKS_BOOTSTRAP_KEY', true),
     apiKeyCacheTtlMs: integer(env, 'API_KEY_CACHE_TTL_MS', 5_000, 0, 60_000),
-    ...(jwtConfig(env) ? { jwt: jwtConfig(env) } : {}),
+    ...(jwt ? { jwt } : {}),
     delivery: {
       allowedCidrs: cidrs(env, 'CALLBACK_ALLOWED_CIDRS'),
       timeoutMs,

@@ -4,7 +4,7 @@ import type { DeliveryStore } from '../store/deliveries.js';
 import type { WebhookStore } from '../store/webhooks.js';
 import { decodeCursor, encodeCursor, nextLink } from './list-cursor.js';
 import { HttpProblem, plainProblem, problemType, webhookNotFound } from './problems.js';
-import { tenantOf } from './webhook-handlers.js';
+import { tenantOf } from '../auth/principal.js';
 
 export interface DeliveryHandlerDeps {
   webhooks: WebhookStore;

@@ -4,7 +4,7 @@
 // with no stack trace).
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ValidationError } from '../contract.js';
-import { HttpProblem, plainProblem, validationProblem } from './problems.js';
+import { HttpProblem, plainProblem, pointerSegment, validationProblem } from './problems.js';
 
 type AjvError = {
   instancePath: string;
@@ -26,20 +26,18 @@ const whereText: Record<string, string> = {
   headers: 'request headers',
 };
 
-const escapePointer = (segment: string) => segment.replace(/~/g, '~0').replace(/\//g, '~1');
-
 function toValidationError(error: AjvError, location: ValidationError['in']): ValidationError {
   const { keyword, params } = error;
   let pointer = error.instancePath;
   let detail = error.message ?? 'is not valid';
   if (keyword === 'required') {
-    pointer += `/${escapePointer(String(params.missingProperty))}`;
+    pointer += `/${pointerSegment(String(params.missingProperty))}`;
     detail = 'is required';
   } else if (keyword === 'additionalProperties') {
-    pointer += `/${escapePointer(String(params.additionalProperty))}`;
+    pointer += `/${pointerSegment(String(params.additionalProperty))}`;
     detail = 'is not a known property';
   } else if (keyword === 'propertyNames') {
-    pointer += `/${escapePointer(String(params.propertyName))}`;
+    pointer += `/${pointerSegment(String(params.propertyName))}`;
     detail = 'is not a valid name';
   }
   return { pointer: pointer || '/', in: location, detail };

@@ -2,7 +2,7 @@
 import type { ServiceHandlers } from '../contract.js';
 import { EventStore, IdempotencyKeyReusedError } from '../store/events.js';
 import { HttpProblem, problemType, validationProblem } from './problems.js';
-import { tenantOf } from './webhook-handlers.js';
+import { tenantOf } from '../auth/principal.js';
 
 /** The contract's bound on `data` (EventParms.data: "at most 256 KiB once serialised"). */
 export const maxEventDataBytes = 256 * 1024;

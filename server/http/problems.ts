@@ -37,6 +37,9 @@ export function plainProblem(status: number, detail: string, headers?: Record<st
 
 export const problemType = (name: string) => `urn:webhooks-api:problem:${name}`;
 
+/** One segment of a JSON Pointer (RFC 6901): `~` and `/` escaped. */
+export const pointerSegment = (segment: string) => segment.replace(/~/g, '~0').replace(/\//g, '~1');
+
 export function validationProblem(errors: ValidationError[], where = 'request'): HttpProblem {
   const count = errors.length === 1 ? '1 problem' : `${errors.length} problems`;
   return new HttpProblem(400, {

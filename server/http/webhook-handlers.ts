@@ -1,11 +1,11 @@
 // The six operations of the seed, bound by operationId. Each handler sees only the caller's tenant: a webhook of
 // another tenant is answered exactly like a missing one.
-import type { FastifyRequest } from 'fastify';
 import type { ServiceHandlers } from '../contract.js';
 import { generateSecret } from '../delivery/signature.js';
 import { DuplicateCallbackUrlError, shownWebhook, type WebhookRecord, type WebhookStore } from '../store/webhooks.js';
 import { decodeCursor, encodeCursor, nextLink } from './list-cursor.js';
 import { HttpProblem, problemType, webhookNotFound } from './problems.js';
+import { tenantOf } from '../auth/principal.js';
 import { checkSecretLength, checkWebhookParms, type HostCheck } from './webhook-params.js';
 
 /** Sends the `webhook.test` event; resolves to null on success or to the problem to answer with. */
@@ -29,11 +29,6 @@ type WebhookOperations =
 const isSeqPosition = (value: Record<string, unknown>): value is { seq: number } =>
   Number.isSafeInteger(value.seq) && (value.seq as number) >= 0;
 
-export function tenantOf(request: FastifyRequest): string {
-  // The security handler runs before every handler here; a missing principal is a wiring bug, not a 401.
-  if (!request.principal) throw new Error('handler reached without an authenticated principal');
-  return request.principal.tenant;
-}
 
 
 function duplicateUrl(error: DuplicateCallbackUrlError, url: string): HttpProblem {

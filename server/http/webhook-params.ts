@@ -2,7 +2,7 @@
 // against the address guard, the exact byte length of a given secret, and header names the delivery owns.
 import type { ValidationError, WebhookParms } from '../contract.js';
 import type { WebhookInput } from '../store/webhooks.js';
-import { validationProblem } from './problems.js';
+import { pointerSegment, validationProblem } from './problems.js';
 
 /** Answers why a callback host may not be used, or null when it may. */
 export type HostCheck = (hostname: string) => string | null;
@@ -22,8 +22,6 @@ const reservedHeaders = new Set([
   'proxy-connection',
   'user-agent',
 ]);
-
-const escapePointer = (segment: string) => segment.replace(/~/g, '~0').replace(/\//g, '~1');
 
 function secretLengthRefusal(secret: string): string | null {
   const bytes = Buffer.from(secret.slice('whsec_'.length), 'base64').length;
@@ -71,9 +69,9 @@ export function checkWebhookParms(parms: WebhookParms, checkHost: HostCheck): We
   for (const name of Object.keys(parms.headers ?? {})) {
     const lower = name.toLowerCase();
     if (reservedHeaders.has(lower) || lower.startsWith('webhook-')) {
-      fail(`/headers/${escapePointer(name)}`, 'is set by the delivery itself and cannot be overridden');
+      fail(`/headers/${pointerSegment(name)}`, 'is set by the delivery itself and cannot be overridden');
     } else if (seen.has(lower)) {
-      fail(`/headers/${escapePointer(name)}`, 'repeats another header name (names are compared without case)');
+      fail(`/headers/${pointerSegment(name)}`, 'repeats another header name (names are compared without case)');
     }
     seen.add(lower);
   }
