@@ -430,7 +430,7 @@ async function main(): Promise<void> {
         try {
           const result = await measureEventDeliveryOnPostgres(eventContext(driver, receiver), postgresUrl, workers);
           postgresEvents[workers === 1 ? 'oneWorker' : 'twoWorkers'] = result;
-          log(`  ${result.status}: ${result.deliveriesPerSec ?? '–'} deliveries/s; ${result.note}`);
+          log(`  ${result.status}: ${result.drain?.deliveriesPerSec ?? '–'} queue drain deliveries/s; ${result.note}`);
           if (result.status === 'measured' && result.delivered !== result.events) {
             warnings.push(`event delivery on PostgreSQL, ${workers} worker(s): ${result.note}`);
           }

@@ -22,6 +22,26 @@ export interface EventDeliveryResult {
   deliveriesPerSec?: number;
   /** Publish (request built in the driver) to the receiver's first receipt, ms. */
   endToEnd?: LatencySummary;
+  /**
+   * Queue-drain runs only (PostgreSQL): every event was published while no worker ran, then the workers were
+   * started. deliveriesPerSec is absent there; these describe the drain instead.
+   */
+  drain?: {
+    workers: number;
+    /** Deliveries / (last receipt − first receipt), seconds. The workers' throughput on a full queue. */
+    deliveriesPerSec: number;
+    /** First receipt to last receipt, ms. */
+    durationMs: number;
+    /** From starting the worker processes until all of them printed their ready line, ms. */
+    workersReadyMs: number;
+    /** From the first ready line to the last (a second worker may drain alone for this long), ms. */
+    readySpreadMs: number;
+    /**
+     * From seeing the last worker's ready line to the first receipt, ms (the ready line is polled every 50 ms, so
+     * it can be slightly negative).
+     */
+    firstDeliveryAfterReadyMs: number;
+  };
   serviceRssMb?: number;
 }
 
@@ -55,7 +75,7 @@ export async function measureEventDelivery(ctx: EventBenchContext): Promise<Even
   }
 }
 
-/** The PostgreSQL runs: one service with its built-in worker, or a service without one plus two worker processes. */
+/** The PostgreSQL queue-drain runs: `serve` without a worker, everything published, then 1 or 2 worker processes. */
 export interface PostgresEventResults {
   /** Why nothing was measured (quick run, no URL, or an error); absent when both runs happened. */
   note?: string;
@@ -69,9 +89,10 @@ export function benchPostgresUrl(): string | undefined {
 }
 
 /**
- * Event delivery on PostgreSQL, in a fresh schema `bench_<random>` (dropped afterwards, also on error): `workers`
- * 1 is `serve` with its built-in worker; 2 is `serve` with DELIVERY_WORKER=false plus two `webhooks-api worker`
- * processes with the same environment.
+ * Event delivery on PostgreSQL as a queue drain, in a fresh schema `bench_<random>` (dropped afterwards, also on
+ * error). `serve` runs with DELIVERY_WORKER=false (API only) in both cases; all `ctx.events` events are published
+ * while no worker runs, then `workers` `webhooks-api worker` processes (same environment) are started, and the rate is
+ * the deliveries over first receipt → last receipt. Publishing is out of the window, so the figure is the workers'.
  */
 export async function measureEventDeliveryOnPostgres(
   ctx: EventBenchContext,
@@ -90,29 +111,44 @@ export async function measureEventDeliveryOnPostgres(
     await admin.end();
   }
   const children: NodeChild[] = [];
+  const names: string[] = [];
   try {
     const url = new URL(baseUrl);
     url.searchParams.set('options', `-c search_path=${schema}`);
     const databaseUrl = url.href;
     const store = await seedStore(0, 0, databaseUrl);
-    const env = { DATABASE_URL: databaseUrl, DELIVERY_WORKER: workers === 1 ? 'true' : 'false' };
-    const service = await startService(`service (PostgreSQL, ${workers} worker${workers === 1 ? '' : 's'})`, store.dataDir, {
-      ...ctx.service,
-      env,
-    });
+    const env = { DATABASE_URL: databaseUrl, DELIVERY_WORKER: 'false' };
+    const service = await startService('service (PostgreSQL, API only)', store.dataDir, { ...ctx.service, env });
     children.push(service.process);
-    if (workers === 2) {
-      // Both started and ready before the first publish, so neither start-up lands in the measured window.
-      const started = await Promise.allSettled([1, 2].map(() => startWorker(store.dataDir, { ...ctx.service, env })));
-      for (const outcome of started) if (outcome.status === 'fulfilled') children.push(outcome.value);
+    names.push(service.name);
+    const startWorkers = async (): Promise<{ startedAt: number; readyAt: number[] }> => {
+      const startedAt = now();
+      const readyAt: number[] = [];
+      const started = await Promise.allSettled(
+        Array.from({ length: workers }, async () => {
+          const child = await startWorker(store.dataDir, { ...ctx.service, env });
+          readyAt.push(now());
+          return child;
+        }),
+      );
+      for (const outcome of started) {
+        if (outcome.status === 'fulfilled') {
+          children.push(outcome.value);
+          names.push(`worker ${names.length}`);
+        }
+      }
       const failed = started.find((outcome) => outcome.status === 'rejected');
       if (failed) throw failed.reason;
-    }
-    const result = await publishAndAwaitDeliveries(ctx, service, store.token);
-    children.forEach((child, i) => child.assertRunning(i === 0 ? service.name : `worker ${i}`));
+      return { startedAt, readyAt };
+    };
+    const result = await publishAndAwaitDeliveries(ctx, service, store.token, startWorkers);
+    children.forEach((child, i) => child.assertRunning(names[i] ?? `process ${i}`));
     return {
       ...result,
-      note: `${result.note}; PostgreSQL schema ${schema}, ${workers === 1 ? "the service's built-in worker" : 'service without a worker + 2 worker processes'}`,
+      note:
+        `${result.note}; queue drain: all published first with no worker running, then ` +
+        `${workers} worker process${workers === 1 ? '' : 'es'} started beside \`serve\` with DELIVERY_WORKER=false; ` +
+        `PostgreSQL schema ${schema}`,
     };
   } finally {
     await Promise.all(children.map((child) => child.stop()));
@@ -126,14 +162,19 @@ export async function measureEventDeliveryOnPostgres(
   }
 }
 
+const now = () => performance.timeOrigin + performance.now();
+
 /**
  * Registers one webhook for `order.*` at the receiver, publishes `ctx.events` events from the load driver and waits
- * until every one has been delivered (or the drain timeout passed).
+ * until every one has been delivered (or the drain timeout passed). With `startWorkers`, the service is expected to
+ * deliver nothing by itself: the workers are started only after the last publish was answered, and the result
+ * carries the queue-drain rate (first receipt → last receipt) instead of deliveriesPerSec.
  */
 export async function publishAndAwaitDeliveries(
   ctx: EventBenchContext,
   service: ServerHandle,
   token: string,
+  startWorkers?: () => Promise<{ startedAt: number; readyAt: number[] }>,
 ): Promise<EventDeliveryResult> {
   const auth = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
   const created = await fetch(`${service.url}/api/web/v1/webhooks`, {
@@ -161,6 +202,7 @@ export async function publishAndAwaitDeliveries(
   const latencies = new Samples();
   let duplicates = 0;
   let lastAt = 0;
+  let firstAt = 0;
   let allDelivered: () => void = () => {};
   const done = new Promise<void>((resolve) => (allDelivered = resolve));
   ctx.receiver.onDelivery = ({ headers, body, receivedAt }) => {
@@ -173,12 +215,13 @@ export async function publishAndAwaitDeliveries(
     const publishedAt = (JSON.parse(body) as { data?: { publishedAt?: number } }).data?.publishedAt;
     if (publishedAt === undefined) return; // the probe
     latencies.push(receivedAt - publishedAt);
+    if (latencies.length === 1) firstAt = receivedAt;
     lastAt = receivedAt;
     if (latencies.length >= ctx.events) allDelivered();
   };
 
   try {
-    const startedAt = performance.timeOrigin + performance.now();
+    const startedAt = now();
     const publish = await ctx.driver.run({
       url: service.url,
       scenario: 'publish',
@@ -189,15 +232,32 @@ export async function publishAndAwaitDeliveries(
       warmupSec: 0,
       amount: ctx.events,
     });
+    let workersStarted: { startedAt: number; readyAt: number[] } | undefined;
+    if (startWorkers) {
+      if (latencies.length > 0) {
+        return { status: 'not measured', note: `${latencies.length} events were delivered before any worker ran` };
+      }
+      workersStarted = await startWorkers();
+    }
     const timer = setTimeout(allDelivered, ctx.drainTimeoutMs);
     await done;
     clearTimeout(timer);
     const delivered = latencies.length;
+    const drainMs = lastAt - firstAt;
+    const drain = workersStarted && {
+      workers: workersStarted.readyAt.length,
+      deliveriesPerSec: delivered > 1 && drainMs > 0 ? Math.round(delivered / (drainMs / 1000)) : 0,
+      durationMs: round3(drainMs),
+      workersReadyMs: round3(Math.max(...workersStarted.readyAt) - workersStarted.startedAt),
+      readySpreadMs: round3(Math.max(...workersStarted.readyAt) - Math.min(...workersStarted.readyAt)),
+      firstDeliveryAfterReadyMs: round3(firstAt - Math.max(...workersStarted.readyAt)),
+    };
     return {
       status: 'measured',
       note:
         delivered < ctx.events
-          ? `only ${delivered} of ${ctx.events} deliveries arrived within ${ctx.drainTimeoutMs} ms of the last publish`
+          ? `only ${delivered} of ${ctx.events} deliveries arrived within ${ctx.drainTimeoutMs} ms of the last ` +
+            (drain ? 'worker being ready' : 'publish')
           : `${ctx.events} events to 1 webhook of tenant "${benchTenant}", ${ctx.connections} publishing connections`,
       events: ctx.events,
       publish: {
@@ -209,7 +269,12 @@ export async function publishAndAwaitDeliveries(
       },
       delivered,
       duplicates,
-      deliveriesPerSec: delivered && lastAt > startedAt ? Math.round(delivered / ((lastAt - startedAt) / 1000)) : 0,
+      ...(drain
+        ? { drain }
+        : {
+            deliveriesPerSec:
+              delivered && lastAt > startedAt ? Math.round(delivered / ((lastAt - startedAt) / 1000)) : 0,
+          }),
       endToEnd: summarize(latencies.values()),
       serviceRssMb: round3(ctx.rssOf(service.process.pid)),
     };
