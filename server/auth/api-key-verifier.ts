@@ -15,8 +15,8 @@ export function createApiKeyVerifier(store: ApiKeyStore, ttlMs: number, maxEntri
   // Keyed by the token's hash so raw tokens never sit in memory longer than a request.
   const cache = new Map<string, CacheEntry>();
 
-  async function load(token: string): Promise<CacheEntry> {
-    const key = await store.findByToken(token);
+  async function load(tokenHash: string): Promise<CacheEntry> {
+    const key = await store.findByTokenHash(tokenHash);
     const usable = key && !key.revokedAt;
     return {
       principal: usable
@@ -31,7 +31,7 @@ export function createApiKeyVerifier(store: ApiKeyStore, ttlMs: number, maxEntri
     const hash = hashToken(token);
     let entry = cache.get(hash);
     if (!entry || entry.cachedUntil <= Date.now()) {
-      entry = await load(token);
+      entry = await load(hash);
       cache.delete(hash);
       if (ttlMs > 0) {
         // Map keeps insertion order, so the first key is the oldest: a cheap bound on memory.

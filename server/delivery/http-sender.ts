@@ -5,6 +5,7 @@ import type { Readable } from 'node:stream';
 import { Agent, buildConnector } from 'undici';
 import { type AddressGuard, BlockedAddressError, publicOnly } from './address-guard.js';
 import { createConcurrencyGate } from './concurrency-gate.js';
+import { reservedHeaderNames } from './reserved-headers.js';
 import { type DeliveryOutcome, describeFailure, parseRetryAfter } from './delivery-outcome.js';
 
 export type { DeliveryOutcome, DeliveryFailureReason } from './delivery-outcome.js';
@@ -37,16 +38,6 @@ export interface HttpSender {
 
 /** Kept in the outcome: enough to show a person what the receiver said. */
 const keptBodyBytes = 1024;
-
-// Set by the sender alone: a caller's copy could break framing (host, content-length) or misstate the body.
-const senderHeaders = new Set([
-  'host',
-  'content-length',
-  'transfer-encoding',
-  'connection',
-  'content-type',
-  'user-agent',
-]);
 
 /**
  * undici's connector with the guard in front and behind: literal-IP hosts are refused before connecting (net does
@@ -132,7 +123,8 @@ export function createHttpSender(options: HttpSenderOptions): HttpSender {
 
     const headers: Record<string, string> = {};
     for (const [name, value] of Object.entries(request.headers)) {
-      if (!senderHeaders.has(name.toLowerCase())) headers[name.toLowerCase()] = value;
+      // Set by the sender alone: a caller's copy could break framing (host, content-length) or misstate the body.
+      if (!reservedHeaderNames.has(name.toLowerCase())) headers[name.toLowerCase()] = value;
     }
     headers['content-type'] = 'application/json';
     headers['user-agent'] = userAgent;

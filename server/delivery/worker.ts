@@ -39,7 +39,14 @@ export class DeliveryWorker {
   private flushTimer?: NodeJS.Timeout;
   private wake?: () => void;
 
-  constructor(private readonly options: WorkerOptions) {}
+  private readonly autoDisable: { afterMs: number; reason: string };
+
+  constructor(private readonly options: WorkerOptions) {
+    this.autoDisable = {
+      afterMs: options.disableAfterMs,
+      reason: `Every delivery failed for ${formatDuration(options.disableAfterMs)} without a success.`,
+    };
+  }
 
   start(): void {
     if (this.running) return;
@@ -167,10 +174,7 @@ export class DeliveryWorker {
     if (batch.length === 0) return this.flushing;
     this.flushing = this.flushing.then(() =>
       this.options.deliveries
-        .complete(batch, {
-          afterMs: this.options.disableAfterMs,
-          reason: `Every delivery failed for ${formatDuration(this.options.disableAfterMs)} without a success.`,
-        })
+        .complete(batch, this.autoDisable)
         .catch((error: unknown) => {
           // Their leases run out and they are sent again: at least once still holds.
           this.options.log.error({ err: error, count: batch.length }, 'could not record delivery outcomes');

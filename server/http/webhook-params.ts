@@ -1,27 +1,12 @@
 // Checks on WebhookParms that JSON Schema cannot express (the schema has already run): the callback URL's host
 // against the address guard, the exact byte length of a given secret, and header names the delivery owns.
 import type { ValidationError, WebhookParms } from '../contract.js';
+import { reservedHeaderNames } from '../delivery/reserved-headers.js';
 import type { WebhookInput } from '../store/webhooks.js';
 import { pointerSegment, validationProblem } from './problems.js';
 
 /** Answers why a callback host may not be used, or null when it may. */
 export type HostCheck = (hostname: string) => string | null;
-
-const reservedHeaders = new Set([
-  'host',
-  'content-length',
-  'content-type',
-  'transfer-encoding',
-  'connection',
-  'keep-alive',
-  'upgrade',
-  'te',
-  'trailer',
-  'expect',
-  'proxy-authorization',
-  'proxy-connection',
-  'user-agent',
-]);
 
 function secretLengthRefusal(secret: string): string | null {
   const bytes = Buffer.from(secret.slice('whsec_'.length), 'base64').length;
@@ -68,7 +53,7 @@ export function checkWebhookParms(parms: WebhookParms, checkHost: HostCheck): We
   const seen = new Set<string>();
   for (const name of Object.keys(parms.headers ?? {})) {
     const lower = name.toLowerCase();
-    if (reservedHeaders.has(lower) || lower.startsWith('webhook-')) {
+    if (reservedHeaderNames.has(lower) || lower.startsWith('webhook-')) {
       fail(`/headers/${pointerSegment(name)}`, 'is set by the delivery itself and cannot be overridden');
     } else if (seen.has(lower)) {
       fail(`/headers/${pointerSegment(name)}`, 'repeats another header name (names are compared without case)');

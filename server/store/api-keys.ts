@@ -50,11 +50,11 @@ export class ApiKeyStore {
     return { ...toApiKey(row), token };
   }
 
-  async findByToken(token: string): Promise<ApiKey | undefined> {
+  async findByTokenHash(tokenHash: string): Promise<ApiKey | undefined> {
     const row = await this.db
       .selectFrom('api_keys')
       .selectAll()
-      .where('token_hash', '=', hashToken(token))
+      .where('token_hash', '=', tokenHash)
       .executeTakeFirst();
     return row && toApiKey(row);
   }
