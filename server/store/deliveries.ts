@@ -230,29 +230,36 @@ export class DeliveryStore {
     webhookId: string,
     options: { status?: DeliveryStatus; limit: number; before?: { createdAt: string; id: string } },
   ): Promise<DeliveryPage> {
-    let query = this.db
-      .selectFrom('deliveries')
-      .selectAll()
-      .where('tenant_id', '=', tenantId)
-      .where('webhook_id', '=', webhookId);
-    if (options.status) query = query.where('status', '=', options.status);
-    const before = options.before;
-    if (before) {
-      query = query.where((eb) =>
-        eb.or([
-          eb('created_at', '<', before.createdAt),
-          eb.and([eb('created_at', '=', before.createdAt), eb('id', '<', before.id)]),
-        ]),
-      );
-    }
-    const rows = await query.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(options.limit + 1).execute();
-    const page = rows.slice(0, options.limit);
-    const attempts = await this.attemptsOf(page.map((row) => row.id));
-    const last = page.at(-1);
-    return {
-      items: page.map((row) => toDelivery(row, attempts.get(row.id) ?? [])),
-      ...(rows.length > options.limit && last ? { next: { createdAt: last.created_at, id: last.id } } : {}),
-    };
+    // Deliveries and their attempts are two reads; one snapshot keeps a worker's outcome from landing between
+    // them (a delivery shown with its new attempt but its old state).
+    const snapshot = isPostgres(this.db)
+      ? this.db.transaction().setIsolationLevel('repeatable read')
+      : this.db.transaction();
+    return snapshot.execute(async (tx) => {
+      let query = tx
+        .selectFrom('deliveries')
+        .selectAll()
+        .where('tenant_id', '=', tenantId)
+        .where('webhook_id', '=', webhookId);
+      if (options.status) query = query.where('status', '=', options.status);
+      const before = options.before;
+      if (before) {
+        query = query.where((eb) =>
+          eb.or([
+            eb('created_at', '<', before.createdAt),
+            eb.and([eb('created_at', '=', before.createdAt), eb('id', '<', before.id)]),
+          ]),
+        );
+      }
+      const rows = await query.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(options.limit + 1).execute();
+      const page = rows.slice(0, options.limit);
+      const attempts = await attemptsOf(tx, page.map((row) => row.id));
+      const last = page.at(-1);
+      return {
+        items: page.map((row) => toDelivery(row, attempts.get(row.id) ?? [])),
+        ...(rows.length > options.limit && last ? { next: { createdAt: last.created_at, id: last.id } } : {}),
+      };
+    });
   }
 
   /** Makes the delivery due now; 'in-flight' while a worker holds it; undefined when there is no such delivery. */
@@ -268,7 +275,7 @@ export class DeliveryStore {
       .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
       .returningAll()
       .executeTakeFirst();
-    if (row) return toDelivery(row, (await this.attemptsOf([row.id])).get(row.id) ?? []);
+    if (row) return toDelivery(row, (await attemptsOf(this.db, [row.id])).get(row.id) ?? []);
     const exists = await this.db
       .selectFrom('deliveries')
       .select('id')
@@ -278,21 +285,22 @@ export class DeliveryStore {
       .executeTakeFirst();
     return exists ? 'in-flight' : undefined;
   }
+}
 
-  private async attemptsOf(deliveryIds: string[]): Promise<Map<string, DeliveryAttempt[]>> {
-    const byDelivery = new Map<string, DeliveryAttempt[]>();
-    if (deliveryIds.length === 0) return byDelivery;
-    const rows = await this.db
-      .selectFrom('delivery_attempts')
-      .selectAll()
-      .where('delivery_id', 'in', deliveryIds)
-      .orderBy('seq')
-      .execute();
-    for (const row of rows) {
-      const list = byDelivery.get(row.delivery_id) ?? [];
-      list.push(toAttempt(row));
-      byDelivery.set(row.delivery_id, list);
-    }
-    return byDelivery;
+/** The attempts of these deliveries, oldest first, by delivery. */
+async function attemptsOf(db: Kysely<Database>, deliveryIds: string[]): Promise<Map<string, DeliveryAttempt[]>> {
+  const byDelivery = new Map<string, DeliveryAttempt[]>();
+  if (deliveryIds.length === 0) return byDelivery;
+  const rows = await db
+    .selectFrom('delivery_attempts')
+    .selectAll()
+    .where('delivery_id', 'in', deliveryIds)
+    .orderBy('seq')
+    .execute();
+  for (const row of rows) {
+    const list = byDelivery.get(row.delivery_id) ?? [];
+    list.push(toAttempt(row));
+    byDelivery.set(row.delivery_id, list);
   }
+  return byDelivery;
 }
