@@ -53,6 +53,7 @@ const usage = `Usage: npm run bench -- [options]
   --profile          afterwards, profile the service per scenario (node --cpu-prof) and summarise the profiles
   --dist             run the service from ${distEntry} (npm run build first) instead of through tsx
   --only LIST        run only some sections: ab, delivery, growth, events, profile (comma-separated)
+  --scenarios LIST   only these A/B and profile scenarios: read, list, update, create (comma-separated)
   --duration S       measured seconds per run (default 10, quick 1.5)
   --rounds N         A/B rounds (default 2, quick 1)
   --connections N    concurrent connections (default 10)
@@ -64,6 +65,7 @@ const { values: args } = parseArgs({
     profile: { type: 'boolean', default: false },
     dist: { type: 'boolean', default: false },
     only: { type: 'string' },
+    scenarios: { type: 'string' },
     duration: { type: 'string' },
     rounds: { type: 'string' },
     connections: { type: 'string' },
@@ -108,6 +110,15 @@ for (const section of sections) {
   }
 }
 const profiling = args.profile || sections.has('profile');
+const chosenScenarios = args.scenarios
+  ? args.scenarios.split(',').map((s) => s.trim() as ScenarioName)
+  : [...comparedScenarios];
+for (const name of chosenScenarios) {
+  if (!comparedScenarios.includes(name)) {
+    console.error(`bench: unknown scenario "${name}" in --scenarios (${comparedScenarios.join(', ')})`);
+    process.exit(2);
+  }
+}
 if (args.dist && !distIsBuilt()) {
   console.error(`bench: --dist needs ${distEntry}: run npm run build first`);
   process.exit(2);
@@ -262,7 +273,7 @@ async function profiles(driver: LoadDriver, receiver: Receiver): Promise<Profile
   const load = async (server: ServerHandle, name: ScenarioName, store: SeededStore) =>
     (await measure(driver, server, { ...job(name, store, sample(store.ids)), warmupSec: 0 }, 1)).result.ok;
   const store = await seedStore(settings.seedWebhooks, settings.seedWebhooks);
-  for (const name of comparedScenarios) {
+  for (const name of chosenScenarios) {
     const fresh = await seedStore(settings.seedWebhooks);
     add(
       await profile(
@@ -273,7 +284,7 @@ async function profiles(driver: LoadDriver, receiver: Receiver): Promise<Profile
       ),
     );
   }
-  for (const name of ['read', 'list'] as const) {
+  for (const name of (['read', 'list'] as const).filter((name) => chosenScenarios.includes(name))) {
     add(
       await profile(
         `baseline, ${scenarios[name].label}`,
@@ -347,7 +358,7 @@ async function main(): Promise<void> {
     const ids = sample(store.ids);
 
     if (sections.has('ab')) {
-      for (const name of comparedScenarios) {
+      for (const name of chosenScenarios) {
         const scenario = scenarios[name];
         log(`A/B: ${scenario.label}`);
         const [serviceRuns, baselineRuns] = await alternate(driver, name, [
@@ -399,7 +410,7 @@ async function main(): Promise<void> {
     ]);
     recordMemory('service, idle after start', smallService, smallSize);
     recordMemory('service, idle after start', largeService, largeSize);
-    for (const name of ['read', 'list'] as const) {
+    for (const name of (['read', 'list'] as const).filter((name) => chosenScenarios.includes(name))) {
       log(`growth: ${scenarios[name].label}`);
       const [smallRuns, largeRuns] = await alternate(driver, name, [
         { server: smallService, store: small, ids: sample(small.ids) },
