@@ -1,8 +1,9 @@
 // API keys: opaque bearer tokens `whk_…`, each bound to one tenant and a set of permissions. Only a SHA-256
 // of the token is stored (the tokens are 256 random bits, so a slow hash would add nothing).
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { hash, randomBytes, randomUUID } from 'node:crypto';
 import type { Kysely, Selectable } from 'kysely';
 import type { ApiKeysTable, Database } from './schema.js';
+import { writesOf } from './write-batcher.js';
 
 export const apiKeyPrefix = 'whk_';
 
@@ -16,7 +17,7 @@ export interface ApiKey {
   revokedAt?: string;
 }
 
-export const hashToken = (token: string) => createHash('sha256').update(token).digest('hex');
+export const hashToken = (token: string) => hash('sha256', token, 'hex');
 
 function toApiKey(row: Selectable<ApiKeysTable>): ApiKey {
   return {
@@ -46,7 +47,7 @@ export class ApiKeyStore {
       expires_at: expiresAt?.toISOString() ?? null,
       revoked_at: null,
     };
-    await this.db.insertInto('api_keys').values(row).execute();
+    await writesOf(this.db).run((tx) => tx.insertInto('api_keys').values(row).execute());
     return { ...toApiKey(row), token };
   }
 
@@ -67,12 +68,14 @@ export class ApiKeyStore {
 
   /** Marks the key revoked; false when there is no key with that id or it was revoked already. */
   async revoke(id: string): Promise<boolean> {
-    const result = await this.db
-      .updateTable('api_keys')
-      .set({ revoked_at: new Date().toISOString() })
-      .where('id', '=', id)
-      .where('revoked_at', 'is', null)
-      .executeTakeFirst();
+    const result = await writesOf(this.db).run((tx) =>
+      tx
+        .updateTable('api_keys')
+        .set({ revoked_at: new Date().toISOString() })
+        .where('id', '=', id)
+        .where('revoked_at', 'is', null)
+        .executeTakeFirst(),
+    );
     return result.numUpdatedRows > 0n;
   }
 
