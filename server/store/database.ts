@@ -8,6 +8,8 @@ import pg from 'pg';
 import { isPostgres } from './dialect.js';
 import { migrations } from './migrations/index.js';
 import type { Database } from './schema.js';
+import { attachWalSync, WalSync } from './wal-sync.js';
+import { attachWebhookCache, WebhookCache } from './webhook-cache.js';
 
 export interface StoreLocation {
   dataDir: string;
@@ -28,24 +30,39 @@ export function openDatabase(location: StoreLocation): Kysely<Database> {
     return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   }
   mkdirSync(location.dataDir, { recursive: true });
-  const file = new SQLite(join(location.dataDir, 'webhooks.db'));
-  // WAL lets readers run beside the writer; FULL makes every answered commit durable (NORMAL can lose the last
-  // ones on power loss); busy_timeout waits for another process's lock instead of failing at once.
+  const path = join(location.dataDir, 'webhooks.db');
+  const file = new SQLite(path);
+  // WAL lets readers run beside the writer. NORMAL does not sync the WAL at each commit: the write batcher syncs it
+  // off the event loop before it answers (wal-sync.ts), so every answered write is as durable as with FULL.
+  // busy_timeout waits for another process's lock instead of failing at once.
   file.pragma('journal_mode = WAL');
-  file.pragma('synchronous = FULL');
+  file.pragma('synchronous = NORMAL');
   file.pragma('busy_timeout = 5000');
   file.pragma('foreign_keys = ON');
-  return new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(file) }) });
+  // The first read creates the -wal file if no connection had yet.
+  file.prepare('select count(*) from sqlite_master').get();
+  const walSync = WalSync.open(`${path}-wal`);
+  const db = new Kysely<Database>({
+    dialect: new SqliteDialect({ database: withStatementCache(file, () => walSync.close()) }),
+  });
+  attachWalSync(db, walSync);
+  // data_version changes when another connection (another process) commits to the file.
+  const dataVersion = file.prepare('PRAGMA data_version').pluck();
+  attachWebhookCache(db, new WebhookCache(() => dataVersion.get() as number));
+  return db;
 }
 
 /**
  * Kysely prepares every query anew; the store runs a few dozen distinct statements, so keep them prepared. Safe
  * because better-sqlite3 runs one statement at a time, to completion, on the one connection.
  */
-function withStatementCache(file: SQLite.Database, maxStatements = 100): SqliteDatabase {
+function withStatementCache(file: SQLite.Database, afterClose: () => void, maxStatements = 100): SqliteDatabase {
   const statements = new Map<string, SQLite.Statement>();
   return {
-    close: () => file.close(),
+    close: () => {
+      file.close();
+      afterClose();
+    },
     prepare(query: string) {
       let statement = statements.get(query);
       if (!statement) {

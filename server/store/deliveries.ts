@@ -5,6 +5,7 @@ import { type Kysely, type Selectable, sql } from 'kysely';
 import type { Schemas } from '../contract.js';
 import { isPostgres } from './dialect.js';
 import type { Database, DeliveriesTable, DeliveryAttemptsTable, DeliveryStatus } from './schema.js';
+import { webhookCacheOf } from './webhook-cache.js';
 import { writesOf } from './write-batcher.js';
 
 type Delivery = Schemas['Delivery'];
@@ -221,7 +222,9 @@ export class DeliveryStore {
       .where('id', '=', delivery.webhook_id)
       .where('enabled', '=', 1);
     if (!disableWebhook) disable = disable.where('failing_since', '<=', cutoff);
-    await disable.execute();
+    const disabled = await disable.executeTakeFirst();
+    // Before any other write of this batch runs (they run one after another), so none of them reads it cached.
+    if (disabled.numUpdatedRows > 0n) webhookCacheOf(this.db)?.changing();
   }
 
   /** A webhook's deliveries, newest first, with their attempts. */

@@ -7,6 +7,7 @@ import { newMessageId } from '../delivery/signature.js';
 import { subscribesTo } from '../events/event-filter.js';
 import { isUniqueViolation } from './dialect.js';
 import type { Database, EventsTable } from './schema.js';
+import { webhookCacheOf } from './webhook-cache.js';
 import { subscribersOf } from './webhooks.js';
 import { writesOf } from './write-batcher.js';
 
@@ -91,7 +92,7 @@ export class EventStore {
       const replay = await this.replay(tx, tenantId, input);
       if (replay) return replay;
     }
-    const webhookIds = (await subscribersOf(tx, tenantId))
+    const webhookIds = (await subscribersOf(tx, tenantId, webhookCacheOf(this.db)))
       .filter((webhook) => subscribesTo(webhook.events, input.type))
       .map((webhook) => webhook.id);
     const createdAt = new Date().toISOString();

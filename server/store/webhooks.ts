@@ -4,6 +4,7 @@ import type { Kysely, Selectable } from 'kysely';
 import type { Webhook } from '../contract.js';
 import { isUniqueViolation } from './dialect.js';
 import type { Database, WebhooksTable } from './schema.js';
+import { type WebhookCache, webhookCacheOf } from './webhook-cache.js';
 import { writesOf } from './write-batcher.js';
 
 /** A webhook as stored: the contract's Webhook plus what is never shown (its tenant and secrets). */
@@ -113,20 +114,43 @@ function columns(input: WebhookInput) {
   };
 }
 
-/** Enabled webhooks of a tenant with their event filters: the fan-out of a published event. */
-export async function subscribersOf(db: Kysely<Database>, tenantId: string): Promise<{ id: string; events: string[] }[]> {
-  const rows = await db
-    .selectFrom('webhooks')
-    .select(['id', 'events'])
-    .where('tenant_id', '=', tenantId)
-    .where('enabled', '=', 1)
-    .orderBy('seq')
-    .execute();
-  return rows.map((row) => ({ id: row.id, events: JSON.parse(row.events) as string[] }));
+export interface Subscriber {
+  id: string;
+  events: string[];
 }
 
+/**
+ * Enabled webhooks of a tenant with their event filters: the fan-out of a published event. `db` may be a
+ * transaction; `cache` is then the cache of the handle that opened it.
+ */
+export async function subscribersOf(
+  db: Kysely<Database>,
+  tenantId: string,
+  cache = webhookCacheOf(db),
+): Promise<readonly Subscriber[]> {
+  const load = async () => {
+    const rows = await db
+      .selectFrom('webhooks')
+      .select(['id', 'events'])
+      .where('tenant_id', '=', tenantId)
+      .where('enabled', '=', 1)
+      .orderBy('seq')
+      .execute();
+    return rows.map((row) => ({ id: row.id, events: JSON.parse(row.events) as string[] }));
+  };
+  return cache ? cache.read('subscribers', tenantId, load) : load();
+}
+
+/**
+ * Answers from the cache are shared between callers: treat every record, page and array the store returns as
+ * read-only.
+ */
 export class WebhookStore {
-  constructor(private readonly db: Kysely<Database>) {}
+  private readonly cache: WebhookCache | undefined;
+
+  constructor(private readonly db: Kysely<Database>) {
+    this.cache = webhookCacheOf(db);
+  }
 
   async create(tenantId: string, input: WebhookInput, secret: string): Promise<WebhookRecord> {
     const now = new Date().toISOString();
@@ -144,7 +168,10 @@ export class WebhookStore {
       updated_at: now,
     };
     try {
-      await writesOf(this.db).run((tx) => tx.insertInto('webhooks').values(row).execute());
+      await writesOf(this.db).run((tx) => {
+        this.cache?.changing();
+        return tx.insertInto('webhooks').values(row).execute();
+      });
     } catch (error) {
       throw await this.explainConflict(error, tenantId, input.callbackUrlKey);
     }
@@ -152,17 +179,32 @@ export class WebhookStore {
   }
 
   async get(tenantId: string, id: string): Promise<WebhookRecord | undefined> {
-    const row = await this.db
-      .selectFrom('webhooks')
-      .selectAll()
-      .where('tenant_id', '=', tenantId)
-      .where('id', '=', id)
-      .executeTakeFirst();
+    if (!this.cache) {
+      const row = await this.db
+        .selectFrom('webhooks')
+        .selectAll()
+        .where('tenant_id', '=', tenantId)
+        .where('id', '=', id)
+        .executeTakeFirst();
+      return row && toRecord(row);
+    }
+    // Cached by id alone (the worker looks webhooks up without a tenant), so the tenant is checked here.
+    const record = await this.cache.read('webhook', id, () => this.loadById(id));
+    return record?.tenantId === tenantId ? record : undefined;
+  }
+
+  private async loadById(id: string): Promise<WebhookRecord | undefined> {
+    const row = await this.db.selectFrom('webhooks').selectAll().where('id', '=', id).executeTakeFirst();
     return row && toRecord(row);
   }
 
   /** A page of the tenant's webhooks as callers see them (no secrets read). */
   async list(tenantId: string, limit: number, afterSeq = 0): Promise<WebhookPage> {
+    if (!this.cache) return this.loadPage(tenantId, limit, afterSeq);
+    return this.cache.read('page', `${tenantId}\0${limit}\0${afterSeq}`, () => this.loadPage(tenantId, limit, afterSeq));
+  }
+
+  private async loadPage(tenantId: string, limit: number, afterSeq: number): Promise<WebhookPage> {
     const rows = await this.db
       .selectFrom('webhooks')
       .select(publicColumns)
@@ -182,8 +224,9 @@ export class WebhookStore {
   /** Replaces the parameters (the secret only when one is given); undefined when there is no such webhook. */
   async replace(tenantId: string, id: string, input: WebhookInput, secret?: string): Promise<WebhookRecord | undefined> {
     try {
-      const row = await writesOf(this.db).run((tx) =>
-        tx
+      const row = await writesOf(this.db).run((tx) => {
+        this.cache?.changing();
+        return tx
           .updateTable('webhooks')
           .set({
             ...columns(input),
@@ -196,8 +239,8 @@ export class WebhookStore {
           .where('tenant_id', '=', tenantId)
           .where('id', '=', id)
           .returningAll()
-          .executeTakeFirst(),
-      );
+          .executeTakeFirst();
+      });
       return row && toRecord(row);
     } catch (error) {
       throw await this.explainConflict(error, tenantId, input.callbackUrlKey);
@@ -213,8 +256,9 @@ export class WebhookStore {
   ): Promise<{ previousSecretExpiresAt?: string } | undefined> {
     const now = Date.now();
     const expiresAt = graceMs > 0 ? new Date(now + graceMs).toISOString() : null;
-    const row = await writesOf(this.db).run((tx) =>
-      tx
+    const row = await writesOf(this.db).run((tx) => {
+      this.cache?.changing();
+      return tx
         .updateTable('webhooks')
         .set((eb) => ({
           previous_secret: expiresAt ? eb.ref('secret') : null,
@@ -225,23 +269,38 @@ export class WebhookStore {
         .where('tenant_id', '=', tenantId)
         .where('id', '=', id)
         .returning('id')
-        .executeTakeFirst(),
-    );
+        .executeTakeFirst();
+    });
     if (!row) return undefined;
     return expiresAt ? { previousSecretExpiresAt: expiresAt } : {};
   }
 
   /** The webhooks with these ids (any tenant): what the delivery worker needs to send. */
   async getMany(ids: readonly string[]): Promise<Map<string, WebhookRecord>> {
-    if (ids.length === 0) return new Map();
-    const rows = await this.db.selectFrom('webhooks').selectAll().where('id', 'in', [...new Set(ids)]).execute();
-    return new Map(rows.map((row) => [row.id, toRecord(row)]));
+    const unique = [...new Set(ids)];
+    const cached = this.cache?.lookup<WebhookRecord | undefined>('webhook', unique);
+    const found = new Map<string, WebhookRecord>();
+    const missing: string[] = [];
+    for (const id of unique) {
+      if (!cached?.found.has(id)) missing.push(id);
+      else if (cached.found.get(id)) found.set(id, cached.found.get(id)!);
+    }
+    if (missing.length === 0) return found;
+    const rows = await this.db.selectFrom('webhooks').selectAll().where('id', 'in', missing).execute();
+    const loaded = new Map(rows.map((row) => [row.id, toRecord(row)]));
+    for (const id of missing) {
+      const record = loaded.get(id);
+      if (record) found.set(id, record);
+      if (cached) this.cache!.remember('webhook', id, record, cached.generation);
+    }
+    return found;
   }
 
   async delete(tenantId: string, id: string): Promise<boolean> {
-    const result = await writesOf(this.db).run((tx) =>
-      tx.deleteFrom('webhooks').where('tenant_id', '=', tenantId).where('id', '=', id).executeTakeFirst(),
-    );
+    const result = await writesOf(this.db).run((tx) => {
+      this.cache?.changing();
+      return tx.deleteFrom('webhooks').where('tenant_id', '=', tenantId).where('id', '=', id).executeTakeFirst();
+    });
     return result.numDeletedRows > 0n;
   }
 

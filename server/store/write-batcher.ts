@@ -1,11 +1,14 @@
-// Group commit for the embedded store. better-sqlite3 is synchronous and the store syncs every commit to disk
-// (synchronous=FULL), so a commit per request stops the event loop once per write. The batcher runs the writes
-// that arrive in one turn of the event loop in one transaction, each inside its own savepoint (one failing write
-// rolls back alone), and answers them all after the single commit: the same durability, one disk sync for many.
+// Group commit for the embedded store. better-sqlite3 is synchronous, so a commit per request would run the
+// transaction machinery once per write. The batcher runs the writes that arrive in one turn of the event loop in
+// one transaction, each inside its own savepoint (one failing write rolls back alone), and answers them all once
+// the commit is on disk (wal-sync.ts syncs the log off the event loop; batches committed during one sync share the
+// next): every answered write is durable, and one disk sync serves many.
 // PostgreSQL overlaps commits across its connections by itself, so there each write is its own transaction.
 import { type Kysely, sql, type Transaction } from 'kysely';
 import { isPostgres } from './dialect.js';
 import type { Database } from './schema.js';
+import { walSyncOf } from './wal-sync.js';
+import { webhookCacheOf } from './webhook-cache.js';
 
 export type WriteWork<T> = (tx: Transaction<Database>) => Promise<T>;
 
@@ -50,6 +53,7 @@ export class WriteBatcher {
 
   private async commit(batch: Queued[]): Promise<void> {
     const outcomes: { ok: boolean; value: unknown }[] = [];
+    const cache = webhookCacheOf(this.db);
     try {
       await this.db.transaction().execute(async (tx) => {
         for (const { work } of batch) {
@@ -66,13 +70,23 @@ export class WriteBatcher {
       });
     } catch (error) {
       // The commit itself failed: nothing in the batch was written.
+      cache?.transactionEnded();
       for (const { reject } of batch) reject(error);
       return;
     }
-    batch.forEach(({ resolve, reject }, i) => {
-      const outcome = outcomes[i]!;
-      if (outcome.ok) resolve(outcome.value);
-      else reject(outcome.value);
+    cache?.transactionEnded();
+    const answer = () =>
+      batch.forEach(({ resolve, reject }, i) => {
+        const outcome = outcomes[i]!;
+        if (outcome.ok) resolve(outcome.value);
+        else reject(outcome.value);
+      });
+    const walSync = walSyncOf(this.db);
+    if (!walSync) return answer();
+    // Committed, but not yet on disk: nobody is answered before it is. The next batch does not wait for this
+    // sync; its own sync comes after it and covers it.
+    walSync.sync().then(answer, (error: unknown) => {
+      for (const { reject } of batch) reject(error);
     });
   }
 }

@@ -1,0 +1,114 @@
+// A read cache of webhooks for the embedded store. Reads of webhooks far outnumber their writes (every API read,
+// every published event's fan-out, every delivery the worker sends), and a SQLite read costs the event loop tens
+// of microseconds, so the answers are kept in memory and thrown away whenever a webhook may have changed:
+//
+// - this process's writes call `changing()` when their statement runs, and the write batcher calls
+//   `transactionEnded()` when that transaction has committed or rolled back, so nothing read while a write was
+//   uncommitted outlives it (reads inside the transaction see it; reads outside wait for the connection);
+// - other processes' commits (a `webhooks-api worker` disabling a webhook, a second server on the same file) are
+//   seen through SQLite's `PRAGMA data_version`, which changes when another connection commits. It is checked at
+//   the first read in each turn of the event loop (it costs several microseconds, as much as the rest of a cached
+//   read): every request handled in a turn had arrived before that turn began, so a read still sees every commit
+//   made before its request was received;
+// - a read stores what it found only if nothing was invalidated while it ran.
+//
+// PostgreSQL is shared by many processes with no cheap change signal, so there the store reads every time.
+import type { Kysely } from 'kysely';
+import type { Database } from './schema.js';
+
+/** Entries per kind at most; the oldest go first. Pages hold up to 100 webhooks each, so they get fewer slots. */
+const limits = { webhook: 10_000, page: 100, subscribers: 10_000 } as const;
+
+export type CacheKind = keyof typeof limits;
+
+export class WebhookCache {
+  private generation = 0;
+  private uncommittedChanges = false;
+  private lastDataVersion: number;
+  private readonly entries: Record<CacheKind, Map<string, unknown>> = {
+    webhook: new Map(),
+    page: new Map(),
+    subscribers: new Map(),
+  };
+
+  /** `dataVersion` reads `PRAGMA data_version` on the connection the store reads through. */
+  constructor(private readonly dataVersion: () => number) {
+    this.lastDataVersion = dataVersion();
+  }
+
+  /** The cached answer for `key`, or what `load` reads (kept unless a write happened meanwhile). */
+  async read<T>(kind: CacheKind, key: string, load: () => Promise<T>): Promise<T> {
+    const map = this.fresh()[kind];
+    if (map.has(key)) return map.get(key) as T;
+    const generation = this.generation;
+    const value = await load();
+    this.remember(kind, key, value, generation);
+    return value;
+  }
+
+  /** The cached answers among `keys`; read the rest, then `remember` them with the generation returned here. */
+  lookup<T>(kind: CacheKind, keys: readonly string[]): { found: Map<string, T>; generation: number } {
+    const map = this.fresh()[kind];
+    const found = new Map<string, T>();
+    for (const key of keys) if (map.has(key)) found.set(key, map.get(key) as T);
+    return { found, generation: this.generation };
+  }
+
+  remember(kind: CacheKind, key: string, value: unknown, generation: number): void {
+    if (generation !== this.generation) return;
+    const map = this.entries[kind];
+    if (map.size >= limits[kind]) map.delete(map.keys().next().value as string);
+    map.set(key, value);
+  }
+
+  /** A webhook is being written in the open transaction: forget every answer now, and again when it ends. */
+  changing(): void {
+    this.uncommittedChanges = true;
+    this.invalidate();
+  }
+
+  /** The write transaction committed or rolled back (called by the write batcher before it answers anyone). */
+  transactionEnded(): void {
+    if (!this.uncommittedChanges) return;
+    this.uncommittedChanges = false;
+    this.invalidate();
+  }
+
+  private invalidate(): void {
+    this.generation++;
+    for (const map of Object.values(this.entries)) map.clear();
+  }
+
+  private fresh(): Record<CacheKind, Map<string, unknown>> {
+    if (this.checkedThisTurn) return this.entries;
+    this.checkedThisTurn = true;
+    setImmediate(this.nextTurn);
+    const version = this.dataVersion();
+    if (version !== this.lastDataVersion) {
+      this.lastDataVersion = version;
+      this.invalidate();
+    }
+    return this.entries;
+  }
+
+  private checkedThisTurn = false;
+  private readonly nextTurn = () => {
+    this.checkedThisTurn = false;
+  };
+}
+
+const caches = new WeakMap<Kysely<Database>, WebhookCache>();
+
+/** Gives the store handle `db` a webhook cache (the embedded store does, when it opens). */
+export function attachWebhookCache(db: Kysely<Database>, cache: WebhookCache): void {
+  caches.set(db, cache);
+}
+
+/**
+ * The cache of a store handle, if it has one. A transaction handle has none of its own; code that reads or writes
+ * webhooks inside a transaction uses the cache of the handle that opened it (safe on SQLite: the one connection
+ * runs one transaction at a time, and every webhook write in it calls `changing()` first).
+ */
+export function webhookCacheOf(db: Kysely<Database>): WebhookCache | undefined {
+  return caches.get(db);
+}
