@@ -160,7 +160,21 @@ export class DeliveryStore {
     const cutoff = new Date(Date.now() - autoDisable.afterMs).toISOString();
     const failed: unknown[] = [];
     await writesOf(this.db).run(async (tx) => {
-      for (const item of batch) {
+      // The common case first, in three statements for the whole batch; if that fails, one outcome at a time.
+      const successes = batch.filter((item) => item.result.ok && item.next.status === 'succeeded');
+      const rest = batch.filter((item) => !successes.includes(item));
+      if (successes.length > 0) {
+        await sql`savepoint successes`.execute(tx);
+        try {
+          await this.recordSuccesses(tx, successes, now);
+          await sql`release savepoint successes`.execute(tx);
+        } catch {
+          await sql`rollback to savepoint successes`.execute(tx);
+          await sql`release savepoint successes`.execute(tx);
+          rest.push(...successes);
+        }
+      }
+      for (const item of rest) {
         // One savepoint each: an outcome that cannot be written is lost alone (its lease runs out and it is sent
         // again), never taking the rest of the batch, other tenants' outcomes included, down with it.
         await sql`savepoint outcome`.execute(tx);
@@ -175,6 +189,42 @@ export class DeliveryStore {
       }
     });
     if (failed.length > 0) throw new AggregateError(failed, `${failed.length} delivery outcomes could not be recorded`);
+  }
+
+  /**
+   * Successful attempts, all at once: the deliveries still leased by the attempts' leases become succeeded, their
+   * attempts are recorded, and their webhooks stop counting as failing. The same writes as `recordOutcome` makes
+   * for a success, in three statements instead of three per delivery.
+   */
+  private async recordSuccesses(tx: Kysely<Database>, items: readonly CompletedAttempt[], now: string): Promise<void> {
+    const moved = await tx
+      .updateTable('deliveries')
+      .set({
+        status: 'succeeded',
+        attempt_count: (eb) => eb('attempt_count', '+', 1),
+        next_attempt_at: null,
+        lease_until: null,
+        lease_id: null,
+        updated_at: now,
+      })
+      .where((eb) =>
+        eb.or(items.map(({ delivery }) => eb.and([eb('id', '=', delivery.id), eb('lease_id', '=', delivery.lease_id)]))),
+      )
+      .returning(['id', 'webhook_id'])
+      .execute();
+    if (moved.length === 0) return;
+    const movedIds = new Set(moved.map((row) => row.id));
+    const recorded = items.filter(({ delivery }) => movedIds.has(delivery.id));
+    await tx
+      .insertInto('delivery_attempts')
+      .values(recorded.map(({ delivery, attemptedAt, result }) => attemptRow(delivery.id, attemptedAt, result)))
+      .execute();
+    await tx
+      .updateTable('webhooks')
+      .set({ failing_since: null })
+      .where('id', 'in', [...new Set(moved.map((row) => row.webhook_id))])
+      .where('failing_since', 'is not', null)
+      .execute();
   }
 
   private async recordOutcome(

@@ -46,6 +46,40 @@ for (const backend of backends) {
         await store.cleanup();
       }
     });
+
+    it('records a batch of successes only for the deliveries whose lease the worker still holds', async () => {
+      const store = await backend.setup();
+      const db = openDatabase(store);
+      try {
+        await migrateToLatest(db);
+        const webhooks = new WebhookStore(db);
+        const deliveries = new DeliveryStore(db);
+        const [a, b] = [await webhooks.create('t1', hook(1), secret), await webhooks.create('t2', hook(2), secret)];
+        await new EventStore(db).publish('t1', { type: 'order.created', data: {} });
+        await new EventStore(db).publish('t2', { type: 'order.created', data: {} });
+        const start = new Date(Date.now() + 1_000);
+        const first = await deliveries.claimDue(10, 1_000, start);
+        expect(first).toHaveLength(2);
+        // Both leases run out and another worker claims both again; then the first worker reports both sent.
+        const second = await deliveries.claimDue(10, 60_000, new Date(start.getTime() + 2_000));
+        expect(second).toHaveLength(2);
+        const staleOfA = first.find((d) => d.webhook_id === a.id)!;
+        const currentOfB = second.find((d) => d.webhook_id === b.id)!;
+        await deliveries.complete([delivered(staleOfA), delivered(currentOfB)], autoDisable);
+        // The stale report is dropped (the new lease holder records its own), the current one is recorded.
+        expect((await deliveries.listForWebhook('t1', a.id, { limit: 10 })).items[0]).toMatchObject({
+          status: 'pending',
+          attempts: [],
+        });
+        expect((await deliveries.listForWebhook('t2', b.id, { limit: 10 })).items[0]).toMatchObject({
+          status: 'succeeded',
+          attempts: [{ succeeded: true, responseStatus: 200 }],
+        });
+      } finally {
+        await db.destroy();
+        await store.cleanup();
+      }
+    });
   });
 }
 
