@@ -3,7 +3,7 @@
 // measureEventDelivery sets up; publishAndAwaitDeliveries is the measurement (the profiler reuses it).
 import pg from 'pg';
 import type { LoadDriver, LoadResult } from './load.js';
-import type { NodeChild } from './processes.js';
+import { cpuSecondsOf, machineBusySeconds, type NodeChild } from './processes.js';
 import type { Receiver } from './receiver.js';
 import { benchTenant, seedStore, type ServerHandle, type ServiceOptions, startService, startWorker } from './servers.js';
 import { contractHasPath } from './contract.js';
@@ -22,6 +22,11 @@ export interface EventDeliveryResult {
   deliveriesPerSec?: number;
   /** Publish (request built in the driver) to the receiver's first receipt, ms. */
   endToEnd?: LatencySummary;
+  /**
+   * CPU from the first publish to the last receipt: the service process's (ms per event, and cores), and the whole
+   * machine's (cores), which tells how much room the service had on a shared machine.
+   */
+  cpu?: { serviceMsPerEvent: number; serviceCores: number; machineCores: number };
   /**
    * Queue-drain runs only (PostgreSQL): every event was published while no worker ran, then the workers were
    * started. deliveriesPerSec is absent there; these describe the drain instead.
@@ -222,6 +227,8 @@ export async function publishAndAwaitDeliveries(
 
   try {
     const startedAt = now();
+    const serviceCpuBefore = cpuSecondsOf(service.process.pid);
+    const machineBefore = machineBusySeconds();
     const publish = await ctx.driver.run({
       url: service.url,
       scenario: 'publish',
@@ -243,6 +250,13 @@ export async function publishAndAwaitDeliveries(
     await done;
     clearTimeout(timer);
     const delivered = latencies.length;
+    const elapsedSec = (now() - startedAt) / 1000;
+    const serviceCpu = cpuSecondsOf(service.process.pid) - serviceCpuBefore;
+    const cpu = {
+      serviceMsPerEvent: round3((serviceCpu * 1000) / Math.max(1, delivered)),
+      serviceCores: round3(serviceCpu / elapsedSec),
+      machineCores: round3((machineBusySeconds() - machineBefore) / elapsedSec),
+    };
     const drainMs = lastAt - firstAt;
     const drain = workersStarted && {
       workers: workersStarted.readyAt.length,
@@ -276,6 +290,7 @@ export async function publishAndAwaitDeliveries(
               delivered && lastAt > startedAt ? Math.round(delivered / ((lastAt - startedAt) / 1000)) : 0,
           }),
       endToEnd: summarize(latencies.values()),
+      cpu,
       serviceRssMb: round3(ctx.rssOf(service.process.pid)),
     };
   } finally {

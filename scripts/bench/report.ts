@@ -350,6 +350,12 @@ export function formatReport(results: BenchResults): string {
                   ['deliveries/s', fmt(ev.deliveriesPerSec, 0)],
                   ['publish→delivery p50 / p99 ms', `${fmt(ev.endToEnd?.p50, 3)} / ${fmt(ev.endToEnd?.p99, 3)}`],
                 ]),
+            ...(ev.cpu
+              ? [
+                  ['service CPU ms per event (service cores)', `${fmt(ev.cpu.serviceMsPerEvent, 3)} (${fmt(ev.cpu.serviceCores, 2)})`],
+                  ['whole machine busy, cores', `${fmt(ev.cpu.machineCores, 2)} of ${availableParallelism()}`],
+                ]
+              : []),
           ],
         ),
         '',
