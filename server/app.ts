@@ -17,6 +17,7 @@ import { createHttpSender, type HttpSender } from './delivery/http-sender.js';
 import { DeliveryWorker } from './delivery/worker.js';
 import { createTestSender } from './delivery/test-delivery.js';
 import { registerErrorHandling } from './http/error-handler.js';
+import { lazyChildLoggerFactory } from './http/request-logger.js';
 import { deliveryHandlers } from './http/delivery-handlers.js';
 import { eventHandlers } from './http/event-handlers.js';
 import { serviceHandlers } from './http/service-handlers.js';
@@ -67,6 +68,7 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
       level: config.logLevel,
       redact: { paths: ['req.headers.authorization', 'req.headers.cookie'], censor: '[redacted]' },
     },
+    childLoggerFactory: lazyChildLoggerFactory,
     bodyLimit: config.bodyLimit,
     genReqId: () => randomUUID(),
   });
