@@ -3,7 +3,19 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import SQLite from 'better-sqlite3';
-import { Kysely, Migrator, PostgresDialect, SqliteDialect, type SqliteDatabase, sql } from 'kysely';
+import {
+  CompiledQuery,
+  type DatabaseConnection,
+  type Driver,
+  Kysely,
+  Migrator,
+  PostgresDialect,
+  SqliteDialect,
+  type SqliteDatabase,
+  type SqliteDialectConfig,
+  SqliteDriver,
+  sql,
+} from 'kysely';
 import pg from 'pg';
 import { isPostgres } from './dialect.js';
 import { migrations } from './migrations/index.js';
@@ -43,13 +55,34 @@ export function openDatabase(location: StoreLocation): Kysely<Database> {
   file.prepare('select count(*) from sqlite_master').get();
   const walSync = WalSync.open(`${path}-wal`);
   const db = new Kysely<Database>({
-    dialect: new SqliteDialect({ database: withStatementCache(file, () => walSync.close()) }),
+    dialect: new ImmediateSqliteDialect({ database: withStatementCache(file, () => walSync.close()) }),
   });
   attachWalSync(db, walSync);
   // data_version changes when another connection (another process) commits to the file.
   const dataVersion = file.prepare('PRAGMA data_version').pluck();
   attachWebhookCache(db, new WebhookCache(() => dataVersion.get() as number));
   return db;
+}
+
+/**
+ * Transactions that take the write lock when they begin. Kysely's `begin` is deferred: a transaction that reads
+ * and then writes (a publish checks its idempotency key and reads the subscribers first) fails at once with
+ * SQLITE_BUSY if another process committed in between, and busy_timeout cannot help there. `begin immediate`
+ * waits for the lock up front (bounded by busy_timeout) instead. Every transaction here writes, but for the
+ * delivery log's read snapshot, which holds the lock for one short read.
+ */
+class ImmediateSqliteDialect extends SqliteDialect {
+  constructor(private readonly config: SqliteDialectConfig) {
+    super(config);
+  }
+
+  override createDriver(): Driver {
+    return new (class extends SqliteDriver {
+      override async beginTransaction(connection: DatabaseConnection): Promise<void> {
+        await connection.executeQuery(CompiledQuery.raw('begin immediate'));
+      }
+    })(this.config);
+  }
 }
 
 /**

@@ -10,7 +10,9 @@
 //
 // What differs from FULL: for the fraction of a millisecond between a commit and its sync, a reader in this
 // process can see the commit before it is durable. A power loss in that window loses a write nobody was told
-// succeeded, but that a concurrent reader may have seen.
+// succeeded, but that a concurrent reader may have seen. And if the sync itself fails (an I/O error: the disk is
+// failing), the writes are committed but their callers get the error (500), so a client that retries a create
+// may make a second webhook.
 import { closeSync, fdatasync, openSync } from 'node:fs';
 import { promisify } from 'node:util';
 import type { Kysely } from 'kysely';
@@ -35,6 +37,9 @@ export class WalSync {
 
   /** Resolves once everything committed before this call is on disk. */
   sync(): Promise<void> {
+    // A queued sync has not started yet, so it covers this caller too (checked first: between the running sync
+    // settling and the queued one starting, `running` is already cleared).
+    if (this.queued) return this.queued;
     if (!this.running) return this.start();
     // The running sync may have begun before this caller's commit was written: wait for the one after it, which
     // every caller arriving meanwhile shares.

@@ -1,6 +1,10 @@
 // Group commit: writes that arrive together share one transaction, yet each succeeds or fails on its own.
+import { spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { migrateToLatest, openDatabase } from '../../server/store/database.js';
+import { EventStore } from '../../server/store/events.js';
 import { WebhookStore, DuplicateCallbackUrlError } from '../../server/store/webhooks.js';
 import { backends } from '../support/backends.js';
 
@@ -42,3 +46,55 @@ for (const backend of backends) {
     });
   });
 }
+
+describe('writes on SQLite while another process commits to the same file', () => {
+  it('publishes without SQLITE_BUSY (transactions take the write lock when they begin)', async () => {
+    const store = await backends[0]!.setup();
+    const db = openDatabase(store);
+    // Another process (a `webhooks-api worker`, a CLI) committing small writes as fast as it can, for at most 20 s.
+    const writer = spawn(
+      process.execPath,
+      [
+        '-e',
+        `const db = new (require(${JSON.stringify(createRequire(import.meta.url).resolve('better-sqlite3'))}))(process.argv[1]);
+         db.pragma('busy_timeout = 5000');
+         db.exec('create table if not exists contention (n integer)');
+         const insert = db.prepare('insert into contention (n) values (?)');
+         console.log('writing');
+         const until = Date.now() + 20000;
+         for (let n = 0; Date.now() < until; n++) insert.run(n);`,
+        join(store.dataDir, 'webhooks.db'),
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    try {
+      await migrateToLatest(db);
+      await new WebhookStore(db).create('t', input(1), `whsec_${Buffer.alloc(32, 1).toString('base64')}`);
+      await new Promise<void>((resolve) => writer.stdout!.once('data', () => resolve()));
+      const events = new EventStore(db);
+      let failures = 0;
+      const errors = new Set<string>();
+      for (let round = 0; round < 40; round++) {
+        // Ten at once, so they share a batch; an idempotency key makes each publish read before it writes.
+        const results = await Promise.allSettled(
+          Array.from({ length: 10 }, (_, i) =>
+            events.publish('t', { type: 'order.created', data: { round, i }, idempotencyKey: `k-${round}-${i}` }),
+          ),
+        );
+        for (const result of results) {
+          if (result.status === 'rejected') {
+            failures++;
+            errors.add(String((result.reason as Error).message));
+          }
+        }
+        // Let the other process commit between our batches too.
+        await new Promise((resolve) => setTimeout(resolve, 2));
+      }
+      expect({ failures, errors: [...errors] }).toEqual({ failures: 0, errors: [] });
+    } finally {
+      writer.kill('SIGKILL');
+      await db.destroy();
+      await store.cleanup();
+    }
+  }, 60_000);
+});
