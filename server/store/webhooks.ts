@@ -79,8 +79,22 @@ function toRecord(row: Selectable<WebhooksTable>): WebhookRecord {
   };
 }
 
-/** What callers see of a stored webhook, field by field, so no secret can ride along on the object. */
+const shownForms = new WeakMap<WebhookRecord, Webhook>();
+
+/**
+ * What callers see of a stored webhook, field by field, so no secret can ride along on the object. Records are
+ * read-only (the cache shares them), so the shown form is made once per record.
+ */
 export function shownWebhook(record: WebhookRecord): Webhook {
+  let shown = shownForms.get(record);
+  if (!shown) {
+    shown = showFields(record);
+    shownForms.set(record, shown);
+  }
+  return shown;
+}
+
+function showFields(record: WebhookRecord): Webhook {
   const { id, callbackUrl, events, description, enabled, headers, disabledReason, disabledAt, createdAt, updatedAt } =
     record;
   return {
