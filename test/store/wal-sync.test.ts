@@ -1,0 +1,182 @@
+// Durable commits off the event loop (server/store/wal-sync.ts). SQLite runs with synchronous=NORMAL, which does
+// not sync the write-ahead log at commit; the write batcher syncs it on the thread pool instead and answers a write
+// only after that. What this file pins, on real files in temp dirs:
+//
+// - sync() calls made while a sync runs share ONE next sync, never the running one (which may have begun before
+//   the caller's commit reached the log), so a burst of commits costs two syncs, not one each;
+// - the store really runs with synchronous=NORMAL, syncs the WAL before answering a write, and closes the WAL file
+//   it keeps open when the store is destroyed;
+// - PostgreSQL has no WAL sync of ours (its commits are durable when they return).
+import { existsSync, mkdtempSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import SQLite from 'better-sqlite3';
+import { sql } from 'kysely';
+import { describe, expect, it } from 'vitest';
+import { migrateToLatest, openDatabase } from '../../server/store/database.js';
+import { WalSync, walSyncOf } from '../../server/store/wal-sync.js';
+import { WebhookStore } from '../../server/store/webhooks.js';
+import { type Backend, backends } from '../support/backends.js';
+
+const [sqlite, postgres] = backends as [Backend, Backend];
+
+const secret = `whsec_${Buffer.alloc(32, 7).toString('base64')}`;
+const hook = {
+  callbackUrl: 'https://wal.example.com/h',
+  callbackUrlKey: 'https://wal.example.com/h',
+  events: ['*'],
+  enabled: true,
+  headers: {},
+};
+
+/** A WalSync on a real file with some unsynced data in it. */
+function walSyncOnTempFile(): { walSync: WalSync; cleanup(): void } {
+  const dir = mkdtempSync(join(tmpdir(), 'wal-sync-test-'));
+  const path = join(dir, 'file-wal');
+  writeFileSync(path, 'frames');
+  const walSync = WalSync.open(path);
+  return {
+    walSync,
+    cleanup: () => {
+      walSync.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Marks when `promise` settles, so a test can ask whether it has yet. */
+function tracked(promise: Promise<void>): { settled: () => boolean } {
+  let settled = false;
+  void promise.finally(() => (settled = true));
+  return { settled: () => settled };
+}
+
+describe('WalSync', () => {
+  it('makes every caller arriving during a sync share the one sync after it', async () => {
+    const { walSync, cleanup } = walSyncOnTempFile();
+    try {
+      const calls = Array.from({ length: 10 }, () => walSync.sync());
+      const [first, ...waiting] = calls;
+      expect(new Set(waiting).size).toBe(1);
+      expect(waiting[0]).not.toBe(first);
+      await expect(Promise.all(calls)).resolves.toHaveLength(10);
+    } finally {
+      cleanup();
+    }
+  });
+
+  it('answers a caller arriving during a sync only after a sync that began after its call', async () => {
+    const { walSync, cleanup } = walSyncOnTempFile();
+    try {
+      const first = walSync.sync();
+      const second = walSync.sync();
+      const secondState = tracked(second);
+      await first;
+      // The first sync is done; the second caller still waits, for the sync that has just started.
+      expect(secondState.settled()).toBe(false);
+      // A caller arriving now is not served by that sync either, which may have begun before its commit.
+      const third = walSync.sync();
+      expect(third).not.toBe(second);
+      const thirdState = tracked(third);
+      await second;
+      expect(thirdState.settled()).toBe(false);
+      await third;
+    } finally {
+      cleanup();
+    }
+  });
+});
+
+/** Where this process holds a file descriptor open inside `dir`. */
+function openFilesIn(dir: string): string[] {
+  const open: string[] = [];
+  for (const fd of readdirSync('/proc/self/fd')) {
+    try {
+      const target = readlinkSync(`/proc/self/fd/${fd}`);
+      if (target.startsWith(`${dir}/`)) open.push(target.slice(dir.length + 1));
+    } catch {
+      // The descriptor readdir itself used, closed by now.
+    }
+  }
+  return open.sort();
+}
+
+describe('the embedded store', () => {
+  it('runs with synchronous=NORMAL in WAL mode', async () => {
+    const store = await sqlite.setup();
+    const db = openDatabase(store);
+    try {
+      const synchronous = await sql<{ synchronous: number }>`pragma synchronous`.execute(db);
+      const journal = await sql<{ journal_mode: string }>`pragma journal_mode`.execute(db);
+      expect(synchronous.rows).toEqual([{ synchronous: 1 }]); // NORMAL
+      expect(journal.rows).toEqual([{ journal_mode: 'wal' }]);
+      expect(walSyncOf(db)).toBeInstanceOf(WalSync);
+    } finally {
+      await db.destroy();
+      await store.cleanup();
+    }
+  });
+
+  it('answers a write only after syncing the WAL, and another connection then reads it', async () => {
+    const store = await sqlite.setup();
+    const db = openDatabase(store);
+    try {
+      await migrateToLatest(db);
+      // Note when the store's own WalSync finishes a sync: a pass-through wrapper, the real fdatasync still runs.
+      const walSync = walSyncOf(db)!;
+      const realSync = walSync.sync.bind(walSync);
+      const order: string[] = [];
+      walSync.sync = () => {
+        const syncing = realSync();
+        void syncing.then(() => order.push('WAL synced'));
+        return syncing;
+      };
+      const created = await new WebhookStore(db).create('t', hook, secret);
+      order.push('create answered');
+      expect(order).toEqual(['WAL synced', 'create answered']);
+
+      const reader = new SQLite(join(store.dataDir, 'webhooks.db'), { readonly: true, fileMustExist: true });
+      try {
+        expect(reader.prepare('select id from webhooks').all()).toEqual([{ id: created.id }]);
+      } finally {
+        reader.close();
+      }
+    } finally {
+      await db.destroy();
+      await store.cleanup();
+    }
+  });
+
+  it.skipIf(!existsSync('/proc/self/fd'))('closes the WAL file it keeps open when destroyed', async () => {
+    const store = await sqlite.setup();
+    try {
+      expect(openFilesIn(store.dataDir)).toEqual([]);
+      const db = openDatabase(store);
+      await migrateToLatest(db);
+      await new WebhookStore(db).create('t', hook, secret);
+      // SQLite's own descriptors and the WalSync's second one on the -wal file.
+      const walOpens = openFilesIn(store.dataDir).filter((name) => name === 'webhooks.db-wal');
+      expect(walOpens.length).toBeGreaterThanOrEqual(2);
+      await db.destroy();
+      expect(openFilesIn(store.dataDir)).toEqual([]);
+    } finally {
+      await store.cleanup();
+    }
+  });
+});
+
+describe.skipIf(!postgres.available)('the store on postgres', () => {
+  it('has no WAL sync of its own: its commits are durable when they return', async () => {
+    const store = await postgres.setup();
+    const db = openDatabase(store);
+    try {
+      await migrateToLatest(db);
+      expect(walSyncOf(db)).toBeUndefined();
+      const created = await new WebhookStore(db).create('t', hook, secret);
+      expect(await new WebhookStore(db).get('t', created.id)).toMatchObject({ id: created.id });
+    } finally {
+      await db.destroy();
+      await store.cleanup();
+    }
+  });
+});

@@ -1,0 +1,357 @@
+// The webhook read cache of the embedded store (server/store/webhook-cache.ts) must never answer with a webhook
+// that has changed. What this file pins, each on real SQLite files (and PostgreSQL when TEST_DATABASE_URL is set):
+//
+// - another connection's commit (another process: a worker, a second server) is seen from the next turn of the
+//   event loop on, through every cached read (get, list, getMany, subscribersOf): the PRAGMA data_version path;
+// - this handle's own writes are seen at once (data_version does not move for a connection's own commits, so only
+//   `changing()` covers them), including by a publish in the same write batch as a delete, which would otherwise
+//   fan out to a webhook that no longer exists;
+// - the worker's automatic disable (410 Gone, or failing for too long) stops the fan-out at once;
+// - a webhook cached by id is never handed to another tenant;
+// - the cache itself stays bounded, and does not keep what was read while a write was under way.
+// PostgreSQL has no cache: two handles on one schema see each other's writes with no wait at all.
+import { describe, expect, it } from 'vitest';
+import type { Kysely } from 'kysely';
+import { migrateToLatest, openDatabase } from '../../server/store/database.js';
+import { type CompletedAttempt, DeliveryStore } from '../../server/store/deliveries.js';
+import { EventStore } from '../../server/store/events.js';
+import type { Database } from '../../server/store/schema.js';
+import { WebhookCache, webhookCacheOf } from '../../server/store/webhook-cache.js';
+import { type WebhookInput, WebhookStore, subscribersOf } from '../../server/store/webhooks.js';
+import { type Backend, backends } from '../support/backends.js';
+
+const [sqlite, postgres] = backends as [Backend, Backend];
+
+const secret = `whsec_${Buffer.alloc(32, 5).toString('base64')}`;
+const otherSecret = `whsec_${Buffer.alloc(32, 6).toString('base64')}`;
+const hook = (n: number, change: Partial<WebhookInput> = {}): WebhookInput => ({
+  callbackUrl: `https://cache${n}.example.com/h`,
+  callbackUrlKey: `https://cache${n}.example.com/h`,
+  events: ['order.*'],
+  description: 'first',
+  enabled: true,
+  headers: {},
+  ...change,
+});
+
+/** Resolves in the next turn of the event loop: the cache looks for other connections' commits once per turn. */
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/** Opens `handles` store handles (separate connections, as separate processes would have) on one fresh store. */
+async function withStore(
+  backend: Backend,
+  handles: number,
+  run: (...dbs: Kysely<Database>[]) => Promise<void>,
+): Promise<void> {
+  const store = await backend.setup();
+  const dbs: Kysely<Database>[] = [];
+  try {
+    dbs.push(openDatabase(store));
+    await migrateToLatest(dbs[0]!);
+    while (dbs.length < handles) dbs.push(openDatabase(store));
+    await run(...dbs);
+  } finally {
+    for (const db of dbs) await db.destroy();
+    await store.cleanup();
+  }
+}
+
+/** What each cached read of `db` answers about one tenant's webhooks, reduced to the fields the tests change. */
+async function seenThrough(db: Kysely<Database>, tenantId: string, id: string) {
+  const webhooks = new WebhookStore(db);
+  const record = await webhooks.get(tenantId, id);
+  const fromMany = (await webhooks.getMany([id])).get(id);
+  const shown = (w: { id: string; description?: string; enabled: boolean; events: string[] } | undefined) =>
+    w && { id: w.id, description: w.description, enabled: w.enabled, events: w.events };
+  return {
+    get: shown(record),
+    getSecret: record?.secret,
+    getMany: shown(fromMany),
+    getManySecret: fromMany?.secret,
+    list: (await webhooks.list(tenantId, 10)).items.map(shown),
+    subscribers: await subscribersOf(db, tenantId),
+  };
+}
+
+/**
+ * Handle `writer` changes webhooks while handle `reader` has each of them cached; after `settle`, the reader must
+ * see every change through every read. Shared by SQLite (settle: the next turn) and PostgreSQL (settle: nothing).
+ */
+async function readerSeesWriterChanges(writer: Kysely<Database>, reader: Kysely<Database>, settle: () => Promise<void>) {
+  const writes = new WebhookStore(writer);
+  const created = await writes.create('t', hook(1), secret);
+  const { id } = created;
+  const first = { id, description: 'first', enabled: true, events: ['order.*'] };
+  // The reader fills its cache.
+  expect(await seenThrough(reader, 't', id)).toMatchObject({
+    get: first,
+    getMany: first,
+    list: [first],
+    subscribers: [{ id, events: ['order.*'] }],
+  });
+
+  await writes.replace('t', id, hook(1, { description: 'second', events: ['invoice.*'] }), otherSecret);
+  await settle();
+  const second = { id, description: 'second', enabled: true, events: ['invoice.*'] };
+  expect(await seenThrough(reader, 't', id)).toEqual({
+    get: second,
+    getSecret: otherSecret,
+    getMany: second,
+    getManySecret: otherSecret,
+    list: [second],
+    subscribers: [{ id, events: ['invoice.*'] }],
+  });
+
+  await writes.replace('t', id, hook(1, { description: 'second', events: ['invoice.*'], enabled: false }));
+  await settle();
+  const disabled = { ...second, enabled: false };
+  expect(await seenThrough(reader, 't', id)).toMatchObject({
+    get: disabled,
+    getMany: disabled,
+    list: [disabled],
+    subscribers: [],
+  });
+
+  await writes.delete('t', id);
+  await settle();
+  expect(await seenThrough(reader, 't', id)).toEqual({
+    get: undefined,
+    getSecret: undefined,
+    getMany: undefined,
+    getManySecret: undefined,
+    list: [],
+    subscribers: [],
+  });
+
+  // The reader has an empty list and no subscribers cached; a new webhook must appear in both.
+  const added = await writes.create('t', hook(2), secret);
+  await settle();
+  const shown = { id: added.id, description: 'first', enabled: true, events: ['order.*'] };
+  expect(await seenThrough(reader, 't', added.id)).toMatchObject({
+    get: shown,
+    getMany: shown,
+    list: [shown],
+    subscribers: [{ id: added.id, events: ['order.*'] }],
+  });
+}
+
+describe('webhook cache on sqlite', () => {
+  it("sees another connection's commits through every read from the next turn of the event loop", async () => {
+    await withStore(sqlite, 2, async (writer, reader) => {
+      expect(webhookCacheOf(reader)).toBeInstanceOf(WebhookCache);
+      await readerSeesWriterChanges(writer, reader, nextTurn);
+    });
+  });
+
+  // Each write of this handle, made while its reads are cached, and what every read must answer right after it.
+  const ownWrites: [
+    string,
+    {
+      write: (webhooks: WebhookStore, id: string) => Promise<string>;
+      want: (id: string) => Partial<Awaited<ReturnType<typeof seenThrough>>>;
+    },
+  ][] = [
+    [
+      'create',
+      {
+        write: async (webhooks) => (await webhooks.create('t', hook(2), secret)).id,
+        want: (id) => ({
+          get: { id, description: 'first', enabled: true, events: ['order.*'] },
+          list: [expect.anything(), expect.objectContaining({ id })],
+          subscribers: [expect.anything(), { id, events: ['order.*'] }],
+        }),
+      },
+    ],
+    [
+      'replace',
+      {
+        write: async (webhooks, id) => {
+          await webhooks.replace('t', id, hook(1, { description: 'second', events: ['invoice.*'] }));
+          return id;
+        },
+        want: (id) => {
+          const shown = { id, description: 'second', enabled: true, events: ['invoice.*'] };
+          return { get: shown, getMany: shown, list: [shown], subscribers: [{ id, events: ['invoice.*'] }] };
+        },
+      },
+    ],
+    [
+      'rotateSecret',
+      {
+        write: async (webhooks, id) => {
+          await webhooks.rotateSecret('t', id, otherSecret, 60_000);
+          return id;
+        },
+        // The worker signs with what getMany answers: an old secret there would sign with the wrong key.
+        want: () => ({ getSecret: otherSecret, getManySecret: otherSecret }),
+      },
+    ],
+    [
+      'delete',
+      {
+        write: async (webhooks, id) => {
+          await webhooks.delete('t', id);
+          return id;
+        },
+        want: () => ({ get: undefined, getMany: undefined, list: [], subscribers: [] }),
+      },
+    ],
+  ];
+
+  for (const [name, { write, want }] of ownWrites) {
+    it(`answers reads after this handle's ${name} with what it wrote, at once`, async () => {
+      await withStore(sqlite, 1, async (db) => {
+        const webhooks = new WebhookStore(db);
+        const { id } = await webhooks.create('t', hook(1), secret);
+        await seenThrough(db, 't', id); // cached now
+        const readId = await write(webhooks, id);
+        expect(await seenThrough(db, 't', readId)).toMatchObject(want(readId));
+      });
+    });
+  }
+
+  it('fans a publish out without a webhook deleted just before it in the same write batch', async () => {
+    await withStore(sqlite, 1, async (db) => {
+      const webhooks = new WebhookStore(db);
+      const events = new EventStore(db);
+      const doomed = await webhooks.create('t', hook(1), secret);
+      const kept = await webhooks.create('t', hook(2), secret);
+      expect(await subscribersOf(db, 't')).toHaveLength(2); // cached now
+      // Issued in one turn, so the batcher runs them in one transaction: the delete first, then the publish, whose
+      // fan-out reads the subscribers inside that transaction.
+      const [deleted, published] = await Promise.all([
+        webhooks.delete('t', doomed.id),
+        events.publish('t', { type: 'order.created', data: {} }),
+      ]);
+      expect(deleted).toBe(true);
+      expect(published.event.deliveries).toBe(1);
+      const deliveries = await db.selectFrom('deliveries').select('webhook_id').execute();
+      expect(deliveries).toEqual([{ webhook_id: kept.id }]);
+    });
+  });
+
+  it("never answers one tenant with another tenant's webhook it has cached", async () => {
+    await withStore(sqlite, 1, async (db) => {
+      const webhooks = new WebhookStore(db);
+      const { id } = await webhooks.create('owner', hook(1), secret);
+      expect(await webhooks.get('owner', id)).toMatchObject({ id, tenantId: 'owner' });
+      expect((await webhooks.list('owner', 10)).items).toHaveLength(1);
+      expect(await subscribersOf(db, 'owner')).toHaveLength(1);
+      // All three are cached for the owner now; another tenant asking for the same things gets nothing.
+      expect(await webhooks.get('intruder', id)).toBeUndefined();
+      expect((await webhooks.list('intruder', 10)).items).toEqual([]);
+      expect(await subscribersOf(db, 'intruder')).toEqual([]);
+    });
+  });
+
+  // The worker disables a webhook on a 410 Gone at once, and after failing for longer than autoDisable.afterMs.
+  const disables: [
+    string,
+    { responseStatus: number; disableWebhook?: string; autoDisable: { afterMs: number; reason: string } },
+  ][] = [
+    [
+      '410 Gone',
+      {
+        responseStatus: 410,
+        disableWebhook: 'The receiver answered 410 Gone.',
+        autoDisable: { afterMs: 86_400_000, reason: 'failing' },
+      },
+    ],
+    ['failing too long', { responseStatus: 500, autoDisable: { afterMs: 0, reason: 'Failing for too long.' } }],
+  ];
+
+  for (const [name, { responseStatus, disableWebhook, autoDisable }] of disables) {
+    it(`stops answering a webhook as enabled once the worker disabled it (${name})`, async () => {
+      await withStore(sqlite, 1, async (db) => {
+        const webhooks = new WebhookStore(db);
+        const deliveries = new DeliveryStore(db);
+        const { id } = await webhooks.create('t', hook(1), secret);
+        await new EventStore(db).publish('t', { type: 'order.created', data: {} });
+        const [claimed] = await deliveries.claimDue(10, 60_000);
+        expect(await seenThrough(db, 't', id)).toMatchObject({ get: { enabled: true }, subscribers: [{ id }] });
+        const attempt: CompletedAttempt = {
+          delivery: claimed!,
+          attemptedAt: new Date(),
+          result: { ok: false, responseStatus, durationMs: 2, detail: `The receiver answered HTTP ${responseStatus}.` },
+          next: { status: 'failed' },
+          ...(disableWebhook ? { disableWebhook } : {}),
+        };
+        await deliveries.complete([attempt], autoDisable);
+        const reason = disableWebhook ?? autoDisable.reason;
+        const seen = await seenThrough(db, 't', id);
+        expect(seen).toMatchObject({ get: { enabled: false }, getMany: { enabled: false }, list: [{ enabled: false }] });
+        expect(seen.subscribers).toEqual([]);
+        expect((await webhooks.get('t', id))?.disabledReason).toBe(reason);
+      });
+    });
+  }
+});
+
+describe('WebhookCache', () => {
+  /** A cache over a data version the test moves by hand, and a loader that counts its calls. */
+  function cacheWithCountingLoader() {
+    let dataVersion = 1;
+    const cache = new WebhookCache(() => dataVersion);
+    const loads: string[] = [];
+    const read = (kind: 'webhook' | 'page', key: string) =>
+      cache.read(kind, key, async () => {
+        loads.push(key);
+        return `value of ${key}`;
+      });
+    return { cache, loads, read, otherConnectionCommits: () => dataVersion++ };
+  }
+
+  it('keeps at most 100 pages, dropping the oldest first', async () => {
+    const { read, loads } = cacheWithCountingLoader();
+    const keys = Array.from({ length: 101 }, (_, i) => `page ${i}`);
+    for (const key of keys) await read('page', key);
+    loads.length = 0;
+    for (const key of keys.slice(1)) expect(await read('page', key)).toBe(`value of ${key}`);
+    expect(loads).toEqual([]);
+    await read('page', 'page 0');
+    expect(loads).toEqual(['page 0']);
+  });
+
+  it('does not keep a value read while a write was under way', async () => {
+    const { cache, read, loads } = cacheWithCountingLoader();
+    let finishLoad!: () => void;
+    const loading = cache.read('webhook', 'k', () => new Promise<string>((resolve) => (finishLoad = () => resolve('old'))));
+    cache.changing(); // a write begins while the read is loading
+    finishLoad();
+    expect(await loading).toBe('old');
+    await read('webhook', 'k');
+    expect(loads).toEqual(['k']);
+  });
+
+  it('forgets what was read inside a write transaction once that transaction ends', async () => {
+    const { cache, read, loads } = cacheWithCountingLoader();
+    cache.changing();
+    await read('webhook', 'k'); // read inside the open transaction: may be rolled back
+    await read('webhook', 'k');
+    expect(loads).toEqual(['k']); // kept while the transaction is open
+    cache.transactionEnded();
+    await read('webhook', 'k');
+    expect(loads).toEqual(['k', 'k']);
+  });
+
+  it("forgets everything in the turn after another connection's commit", async () => {
+    const { read, loads, otherConnectionCommits } = cacheWithCountingLoader();
+    await read('webhook', 'k');
+    await nextTurn();
+    await read('webhook', 'k');
+    expect(loads).toEqual(['k']);
+    otherConnectionCommits();
+    await nextTurn();
+    await read('webhook', 'k');
+    expect(loads).toEqual(['k', 'k']);
+  });
+});
+
+describe.skipIf(!postgres.available)('webhook reads on postgres', () => {
+  it("have no cache: two handles on one schema see each other's writes with no wait", async () => {
+    await withStore(postgres, 2, async (writer, reader) => {
+      expect(webhookCacheOf(reader)).toBeUndefined();
+      await readerSeesWriterChanges(writer, reader, async () => {});
+    });
+  });
+});
