@@ -16,10 +16,16 @@
 import type { Kysely } from 'kysely';
 import type { Database } from './schema.js';
 
-/** Entries per kind at most; the oldest go first. Pages hold up to 100 webhooks each, so they get fewer slots. */
-const limits = { webhook: 10_000, page: 100, subscribers: 10_000 } as const;
+/**
+ * Entries per kind at most; the oldest go first. About 1 KB a webhook: the bounds keep the cache near 10 MB
+ * (the service's resident memory target is 150 MB with 100,000 webhooks). Pages hold up to 100 webhooks each.
+ */
+export const cacheLimits = { webhook: 5_000, page: 50, subscribers: 1_000 } as const;
 
-export type CacheKind = keyof typeof limits;
+/** A tenant's fan-out list longer than this is read each time instead of being kept. */
+export const maxCachedSubscribers = 1_000;
+
+export type CacheKind = keyof typeof cacheLimits;
 
 export class WebhookCache {
   private generation = 0;
@@ -56,8 +62,9 @@ export class WebhookCache {
 
   remember(kind: CacheKind, key: string, value: unknown, generation: number): void {
     if (generation !== this.generation) return;
+    if (kind === 'subscribers' && (value as unknown[]).length > maxCachedSubscribers) return;
     const map = this.entries[kind];
-    if (map.size >= limits[kind]) map.delete(map.keys().next().value as string);
+    if (map.size >= cacheLimits[kind]) map.delete(map.keys().next().value as string);
     map.set(key, value);
   }
 

@@ -16,7 +16,7 @@ import { migrateToLatest, openDatabase } from '../../server/store/database.js';
 import { type CompletedAttempt, DeliveryStore } from '../../server/store/deliveries.js';
 import { EventStore } from '../../server/store/events.js';
 import type { Database } from '../../server/store/schema.js';
-import { WebhookCache, webhookCacheOf } from '../../server/store/webhook-cache.js';
+import { cacheLimits, maxCachedSubscribers, WebhookCache, webhookCacheOf } from '../../server/store/webhook-cache.js';
 import { type WebhookInput, WebhookStore, subscribersOf } from '../../server/store/webhooks.js';
 import { type Backend, backends } from '../support/backends.js';
 
@@ -301,15 +301,29 @@ describe('WebhookCache', () => {
     return { cache, loads, read, otherConnectionCommits: () => dataVersion++ };
   }
 
-  it('keeps at most 100 pages, dropping the oldest first', async () => {
+  it(`keeps at most ${cacheLimits.page} pages, dropping the oldest first`, async () => {
     const { read, loads } = cacheWithCountingLoader();
-    const keys = Array.from({ length: 101 }, (_, i) => `page ${i}`);
+    const keys = Array.from({ length: cacheLimits.page + 1 }, (_, i) => `page ${i}`);
     for (const key of keys) await read('page', key);
     loads.length = 0;
     for (const key of keys.slice(1)) expect(await read('page', key)).toBe(`value of ${key}`);
     expect(loads).toEqual([]);
     await read('page', 'page 0');
     expect(loads).toEqual(['page 0']);
+  });
+
+  it(`does not keep a fan-out list longer than ${maxCachedSubscribers} webhooks`, async () => {
+    const { cache } = cacheWithCountingLoader();
+    let loads = 0;
+    const load = (length: number) => async () => {
+      loads++;
+      return Array.from({ length }, (_, i) => ({ id: String(i), events: ['*'] }));
+    };
+    await cache.read('subscribers', 'big', load(maxCachedSubscribers + 1));
+    await cache.read('subscribers', 'big', load(maxCachedSubscribers + 1));
+    await cache.read('subscribers', 'small', load(maxCachedSubscribers));
+    await cache.read('subscribers', 'small', load(maxCachedSubscribers));
+    expect(loads).toBe(3);
   });
 
   it('does not keep a value read while a write was under way', async () => {
