@@ -23,7 +23,7 @@ export interface Machine {
   gitDirty: boolean;
   /** 1-minute load average when the bench started (other work on the machine skews every number). */
   loadAverageAtStart: number;
-  /** One SQLite commit on the stores' disk, ms: the service's pragmas (FULL) and synchronous=NORMAL. */
+  /** One SQLite commit on the stores' disk, ms: with synchronous=FULL (commit + sync) and NORMAL (the commit alone). */
   sqliteCommitMs?: { full: LatencySummary; normal: LatencySummary };
 }
 
@@ -240,7 +240,8 @@ export function formatReport(results: BenchResults): string {
     ...(commit
       ? [
           `  one SQLite commit on this disk: p50 ${fmt(commit.full.p50, 3)} ms, p99 ${fmt(commit.full.p99, 3)} ms with ` +
-            `synchronous=FULL (the service's setting); p50 ${fmt(commit.normal.p50, 3)} ms with NORMAL`,
+            `synchronous=FULL (a commit and its WAL sync: what an answered write waits for); p50 ` +
+            `${fmt(commit.normal.p50, 3)} ms with NORMAL (what the service's event loop is held for; it syncs off the loop)`,
         ]
       : []),
     `service: ${s.serviceFrom === 'dist' ? 'dist/server/main.js' : 'server/main.ts through tsx'}, SQLite, LOG_LEVEL=warn; ` +

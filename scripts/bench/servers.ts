@@ -202,9 +202,9 @@ export async function startBaseline(name: string, webhooks: SeedWebhook[], nodeA
 }
 
 /**
- * What one SQLite commit costs on the disk the stores live on, with the service's pragmas (WAL, synchronous=FULL)
- * and with synchronous=NORMAL for comparison: better-sqlite3 is synchronous, so this is how long every write
- * holds the service's event loop.
+ * What one SQLite commit costs on the disk the stores live on, in WAL mode: with synchronous=FULL (the commit and
+ * the sync of the log, which is what an answered write waits for) and with synchronous=NORMAL (the commit alone:
+ * what the service's event loop is held for, since it syncs the log off the loop; server/store/wal-sync.ts).
  */
 export function measureCommitCost(commits = 200): { full: LatencySummary; normal: LatencySummary } {
   const dir = makeTempDir('fsync');
