@@ -1,6 +1,6 @@
 // API keys: opaque bearer tokens `whk_…`, each bound to one tenant and a set of permissions. Only a SHA-256
 // of the token is stored (the tokens are 256 random bits, so a slow hash would add nothing).
-import { hash, randomBytes, randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { Kysely, Selectable } from 'kysely';
 import type { ApiKeysTable, Database } from './schema.js';
 import { writesOf } from './write-batcher.js';
@@ -17,7 +17,7 @@ export interface ApiKey {
   revokedAt?: string;
 }
 
-export const hashToken = (token: string) => hash('sha256', token, 'hex');
+export const hashToken = (token: string) => createHash('sha256').update(token).digest('hex');
 
 function toApiKey(row: Selectable<ApiKeysTable>): ApiKey {
   return {

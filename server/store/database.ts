@@ -68,8 +68,8 @@ export function openDatabase(location: StoreLocation): Kysely<Database> {
  * Transactions that take the write lock when they begin. Kysely's `begin` is deferred: a transaction that reads
  * and then writes (a publish checks its idempotency key and reads the subscribers first) fails at once with
  * SQLITE_BUSY if another process committed in between, and busy_timeout cannot help there. `begin immediate`
- * waits for the lock up front (bounded by busy_timeout) instead. Every transaction here writes, but for the
- * delivery log's read snapshot, which holds the lock for one short read.
+ * waits for the lock up front (bounded by busy_timeout) instead. Every `db.transaction()` here writes; the
+ * delivery log's read snapshot opens a deferred transaction of its own (deliveries.ts, inReadSnapshot).
  */
 class ImmediateSqliteDialect extends SqliteDialect {
   constructor(private readonly config: SqliteDialectConfig) {

@@ -161,7 +161,13 @@ export class DeliveryStore {
     const failed: unknown[] = [];
     await writesOf(this.db).run(async (tx) => {
       // The common case first, in three statements for the whole batch; if that fails, one outcome at a time.
-      const successes = batch.filter((item) => item.result.ok && item.next.status === 'succeeded');
+      // A delivery reported twice in one batch (sent, its lease ran out, claimed and sent again) takes the careful
+      // path: the bulk write matches outcomes to deliveries by id, which cannot tell the two leases apart.
+      const seen = new Map<string, number>();
+      for (const { delivery } of batch) seen.set(delivery.id, (seen.get(delivery.id) ?? 0) + 1);
+      const successes = batch.filter(
+        (item) => item.result.ok && item.next.status === 'succeeded' && seen.get(item.delivery.id) === 1,
+      );
       const rest = batch.filter((item) => !successes.includes(item));
       if (successes.length > 0) {
         await sql`savepoint successes`.execute(tx);
@@ -169,6 +175,7 @@ export class DeliveryStore {
           await this.recordSuccesses(tx, successes, now);
           await sql`release savepoint successes`.execute(tx);
         } catch {
+          // Why it failed shows below: the same outcomes, one at a time, fail alone and are reported.
           await sql`rollback to savepoint successes`.execute(tx);
           await sql`release savepoint successes`.execute(tx);
           rest.push(...successes);
@@ -285,10 +292,7 @@ export class DeliveryStore {
   ): Promise<DeliveryPage> {
     // Deliveries and their attempts are two reads; one snapshot keeps a worker's outcome from landing between
     // them (a delivery shown with its new attempt but its old state).
-    const snapshot = isPostgres(this.db)
-      ? this.db.transaction().setIsolationLevel('repeatable read')
-      : this.db.transaction();
-    return snapshot.execute(async (tx) => {
+    return inReadSnapshot(this.db, async (tx) => {
       let query = tx
         .selectFrom('deliveries')
         .selectAll()
@@ -318,16 +322,19 @@ export class DeliveryStore {
   /** Makes the delivery due now; 'in-flight' while a worker holds it; undefined when there is no such delivery. */
   async retryNow(tenantId: string, webhookId: string, deliveryId: string): Promise<Delivery | 'in-flight' | undefined> {
     const now = new Date().toISOString();
-    const row = await this.db
-      .updateTable('deliveries')
-      // Clearing the lease id also fences off a worker whose lease ran out: its late outcome cannot undo this.
-      .set({ status: 'pending', next_attempt_at: now, lease_until: null, lease_id: null, updated_at: now })
-      .where('tenant_id', '=', tenantId)
-      .where('webhook_id', '=', webhookId)
-      .where('id', '=', deliveryId)
-      .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
-      .returningAll()
-      .executeTakeFirst();
+    // Through the batcher like every answered write: on SQLite it is synced to disk before the answer.
+    const row = await writesOf(this.db).run((tx) =>
+      tx
+        .updateTable('deliveries')
+        // Clearing the lease id also fences off a worker whose lease ran out: its late outcome cannot undo this.
+        .set({ status: 'pending', next_attempt_at: now, lease_until: null, lease_id: null, updated_at: now })
+        .where('tenant_id', '=', tenantId)
+        .where('webhook_id', '=', webhookId)
+        .where('id', '=', deliveryId)
+        .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
+        .returningAll()
+        .executeTakeFirst(),
+    );
     if (row) return toDelivery(row, (await attemptsOf(this.db, [row.id])).get(row.id) ?? []);
     const exists = await this.db
       .selectFrom('deliveries')
@@ -338,6 +345,23 @@ export class DeliveryStore {
       .executeTakeFirst();
     return exists ? 'in-flight' : undefined;
   }
+}
+
+/**
+ * Runs `read` in one snapshot. PostgreSQL: a repeatable-read transaction. SQLite: a deferred transaction on the one
+ * connection, held for the reads; not `db.transaction()`, whose `begin immediate` would take the write lock and
+ * make a read wait behind another process's writes.
+ */
+async function inReadSnapshot<T>(db: Kysely<Database>, read: (tx: Kysely<Database>) => Promise<T>): Promise<T> {
+  if (isPostgres(db)) return db.transaction().setIsolationLevel('repeatable read').execute(read);
+  return db.connection().execute(async (connection) => {
+    await sql`begin deferred`.execute(connection);
+    try {
+      return await read(connection);
+    } finally {
+      await sql`commit`.execute(connection);
+    }
+  });
 }
 
 /** The attempts of these deliveries, oldest first, by delivery. */

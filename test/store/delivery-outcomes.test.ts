@@ -47,6 +47,32 @@ for (const backend of backends) {
       }
     });
 
+    it('records one attempt when one batch reports the same delivery under an old and a new lease', async () => {
+      const store = await backend.setup();
+      const db = openDatabase(store);
+      try {
+        await migrateToLatest(db);
+        const webhooks = new WebhookStore(db);
+        const deliveries = new DeliveryStore(db);
+        const a = await webhooks.create('t1', hook(1), secret);
+        await new EventStore(db).publish('t1', { type: 'order.created', data: {} });
+        const start = new Date(Date.now() + 1_000);
+        const [stale] = await deliveries.claimDue(10, 1_000, start);
+        // Sent once, its outcome late; the lease ran out, it was claimed and sent again; both outcomes land together.
+        const [current] = await deliveries.claimDue(10, 60_000, new Date(start.getTime() + 2_000));
+        expect(current!.id).toBe(stale!.id);
+        await deliveries.complete([delivered(stale!), delivered(current!)], autoDisable);
+        expect((await deliveries.listForWebhook('t1', a.id, { limit: 10 })).items[0]).toMatchObject({
+          status: 'succeeded',
+          attempts: [{ succeeded: true }],
+        });
+        expect((await deliveries.listForWebhook('t1', a.id, { limit: 10 })).items[0]!.attempts).toHaveLength(1);
+      } finally {
+        await db.destroy();
+        await store.cleanup();
+      }
+    });
+
     it('records a batch of successes only for the deliveries whose lease the worker still holds', async () => {
       const store = await backend.setup();
       const db = openDatabase(store);

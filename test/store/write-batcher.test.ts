@@ -4,6 +4,7 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { migrateToLatest, openDatabase } from '../../server/store/database.js';
+import { DeliveryStore } from '../../server/store/deliveries.js';
 import { EventStore } from '../../server/store/events.js';
 import { WebhookStore, DuplicateCallbackUrlError } from '../../server/store/webhooks.js';
 import { backends } from '../support/backends.js';
@@ -93,6 +94,44 @@ describe('writes on SQLite while another process commits to the same file', () =
       expect({ failures, errors: [...errors] }).toEqual({ failures: 0, errors: [] });
     } finally {
       writer.kill('SIGKILL');
+      await db.destroy();
+      await store.cleanup();
+    }
+  }, 60_000);
+});
+
+describe('reads on SQLite while another process holds the write lock', () => {
+  it('reads the delivery log without waiting for the lock (a read snapshot does not take it)', async () => {
+    const store = await backends[0]!.setup();
+    const db = openDatabase(store);
+    // Another process takes the write lock and keeps it until told to let go (or for at most 20 s).
+    const holder = spawn(
+      process.execPath,
+      [
+        '-e',
+        `const db = new (require(${JSON.stringify(createRequire(import.meta.url).resolve('better-sqlite3'))}))(process.argv[1]);
+         db.exec('begin immediate');
+         console.log('locked');
+         const release = () => { db.exec('commit'); process.exit(0); };
+         process.stdin.once('data', release);
+         setTimeout(release, 20000);`,
+        join(store.dataDir, 'webhooks.db'),
+      ],
+      { stdio: ['pipe', 'pipe', 'inherit'] },
+    );
+    try {
+      await migrateToLatest(db);
+      const webhook = await new WebhookStore(db).create('t', input(1), `whsec_${Buffer.alloc(32, 1).toString('base64')}`);
+      await new EventStore(db).publish('t', { type: 'order.created', data: {} });
+      const locked = new Promise<void>((resolve) => holder.stdout!.once('data', () => resolve()));
+      await locked;
+      // Still locked by the other process: the read must answer from its snapshot, not wait busy_timeout and fail.
+      const page = await new DeliveryStore(db).listForWebhook('t', webhook.id, { limit: 10 });
+      expect(page.items).toHaveLength(1);
+      expect(holder.exitCode).toBeNull();
+    } finally {
+      holder.stdin!.end('release\n');
+      holder.kill('SIGKILL');
       await db.destroy();
       await store.cleanup();
     }
