@@ -20,6 +20,7 @@ import pg from 'pg';
 import { isPostgres } from './dialect.js';
 import { migrations } from './migrations/index.js';
 import type { Database } from './schema.js';
+import { changeSignalOf } from './sqlite-changes.js';
 import { attachWalSync, WalSync } from './wal-sync.js';
 import { attachWebhookCache, WebhookCache } from './webhook-cache.js';
 
@@ -54,13 +55,17 @@ export function openDatabase(location: StoreLocation): Kysely<Database> {
   // The first read creates the -wal file if no connection had yet.
   file.prepare('select count(*) from sqlite_master').get();
   const walSync = WalSync.open(`${path}-wal`);
+  const changes = changeSignalOf(file, path);
   const db = new Kysely<Database>({
-    dialect: new ImmediateSqliteDialect({ database: withStatementCache(file, () => walSync.close()) }),
+    dialect: new ImmediateSqliteDialect({
+      database: withStatementCache(file, () => {
+        walSync.close();
+        changes.close();
+      }),
+    }),
   });
   attachWalSync(db, walSync);
-  // data_version changes when another connection (another process) commits to the file.
-  const dataVersion = file.prepare('PRAGMA data_version').pluck();
-  attachWebhookCache(db, new WebhookCache(() => dataVersion.get() as number));
+  attachWebhookCache(db, new WebhookCache(() => changes.dataVersion()));
   return db;
 }
 

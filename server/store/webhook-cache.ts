@@ -6,10 +6,8 @@
 //   `transactionEnded()` when that transaction has committed or rolled back, so nothing read while a write was
 //   uncommitted outlives it (reads inside the transaction see it; reads outside wait for the connection);
 // - other processes' commits (a `webhooks-api worker` disabling a webhook, a second server on the same file) are
-//   seen through SQLite's `PRAGMA data_version`, which changes when another connection commits. It is checked at
-//   the first read in each turn of the event loop (it costs several microseconds, as much as the rest of a cached
-//   read): every request handled in a turn had arrived before that turn began, so a read still sees every commit
-//   made before its request was received;
+//   seen through SQLite's `PRAGMA data_version`, asked only when the WAL-index header shows a commit
+//   (sqlite-changes.ts), on every read: a read sees every commit made before it;
 // - a read stores what it found only if nothing was invalidated while it ran.
 //
 // PostgreSQL is shared by many processes with no cheap change signal, so there the store reads every time.
@@ -40,7 +38,7 @@ export class WebhookCache {
     subscribers: new Map(),
   };
 
-  /** `dataVersion` reads `PRAGMA data_version` on the connection the store reads through. */
+  /** `dataVersion` changes when another connection commits (sqlite-changes.ts, on the connection the store reads). */
   constructor(private readonly dataVersion: () => number) {
     this.lastDataVersion = dataVersion();
   }
@@ -90,9 +88,6 @@ export class WebhookCache {
   }
 
   private fresh(): Record<CacheKind, Map<string, unknown>> {
-    if (this.checkedThisTurn) return this.entries;
-    this.checkedThisTurn = true;
-    setImmediate(this.nextTurn);
     const version = this.dataVersion();
     if (version !== this.lastDataVersion) {
       this.lastDataVersion = version;
@@ -100,11 +95,6 @@ export class WebhookCache {
     }
     return this.entries;
   }
-
-  private checkedThisTurn = false;
-  private readonly nextTurn = () => {
-    this.checkedThisTurn = false;
-  };
 }
 
 const caches = new WeakMap<Kysely<Database>, WebhookCache>();

@@ -1,8 +1,8 @@
 // The webhook read cache of the embedded store (server/store/webhook-cache.ts) must never answer with a webhook
 // that has changed. What this file pins, each on real SQLite files (and PostgreSQL when TEST_DATABASE_URL is set):
 //
-// - another connection's commit (another process: a worker, a second server) is seen from the next turn of the
-//   event loop on, through every cached read (get, list, getMany, subscribersOf): the PRAGMA data_version path;
+// - another connection's commit (another process: a worker, a second server) is seen by the very next read, through
+//   every cached read (get, list, getMany, subscribersOf): the WAL-index header and PRAGMA data_version path;
 // - this handle's own writes are seen at once (data_version does not move for a connection's own commits, so only
 //   `changing()` covers them), including by a publish in the same write batch as a delete, which would otherwise
 //   fan out to a webhook that no longer exists;
@@ -34,8 +34,8 @@ const hook = (n: number, change: Partial<WebhookInput> = {}): WebhookInput => ({
   ...change,
 });
 
-/** Resolves in the next turn of the event loop: the cache looks for other connections' commits once per turn. */
-const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+/** No wait at all: every read looks for other connections' commits. */
+const noWait = async () => {};
 
 /** Opens `handles` store handles (separate connections, as separate processes would have) on one fresh store. */
 async function withStore(
@@ -75,7 +75,7 @@ async function seenThrough(db: Kysely<Database>, tenantId: string, id: string) {
 
 /**
  * Handle `writer` changes webhooks while handle `reader` has each of them cached; after `settle`, the reader must
- * see every change through every read. Shared by SQLite (settle: the next turn) and PostgreSQL (settle: nothing).
+ * see every change through every read. Shared by SQLite and PostgreSQL; both settle with no wait.
  */
 async function readerSeesWriterChanges(writer: Kysely<Database>, reader: Kysely<Database>, settle: () => Promise<void>) {
   const writes = new WebhookStore(writer);
@@ -136,10 +136,10 @@ async function readerSeesWriterChanges(writer: Kysely<Database>, reader: Kysely<
 }
 
 describe('webhook cache on sqlite', () => {
-  it("sees another connection's commits through every read from the next turn of the event loop", async () => {
+  it("sees another connection's commits through every read, at once", async () => {
     await withStore(sqlite, 2, async (writer, reader) => {
       expect(webhookCacheOf(reader)).toBeInstanceOf(WebhookCache);
-      await readerSeesWriterChanges(writer, reader, nextTurn);
+      await readerSeesWriterChanges(writer, reader, noWait);
     });
   });
 
@@ -348,14 +348,12 @@ describe('WebhookCache', () => {
     expect(loads).toEqual(['k', 'k']);
   });
 
-  it("forgets everything in the turn after another connection's commit", async () => {
+  it("forgets everything at the first read after another connection's commit", async () => {
     const { read, loads, otherConnectionCommits } = cacheWithCountingLoader();
     await read('webhook', 'k');
-    await nextTurn();
     await read('webhook', 'k');
     expect(loads).toEqual(['k']);
     otherConnectionCommits();
-    await nextTurn();
     await read('webhook', 'k');
     expect(loads).toEqual(['k', 'k']);
   });
