@@ -60,4 +60,7 @@ class LazyRequestLogger {
 }
 
 export const lazyChildLoggerFactory: NonNullable<FastifyServerOptions['childLoggerFactory']> = (parent, bindings, options) =>
-  new LazyRequestLogger(parent, bindings, options) as unknown as FastifyBaseLogger;
+  // A route with a log level of its own gets its child at once: the lazy level check knows only the parent's.
+  options.level !== undefined
+    ? parent.child(bindings, options)
+    : (new LazyRequestLogger(parent, bindings, options) as unknown as FastifyBaseLogger);

@@ -21,7 +21,7 @@ import { isPostgres } from './dialect.js';
 import { migrations } from './migrations/index.js';
 import type { Database } from './schema.js';
 import { changeSignalOf } from './sqlite-changes.js';
-import { attachWalSync, WalSync } from './wal-sync.js';
+import { attachWalSync, WalSync, walSyncOf } from './wal-sync.js';
 import { attachWebhookCache, WebhookCache } from './webhook-cache.js';
 
 export interface StoreLocation {
@@ -131,6 +131,8 @@ export async function migrateToLatest(db: Kysely<Database>): Promise<string[]> {
 }
 
 export async function storeIsReachable(db: Kysely<Database>): Promise<boolean> {
+  // A store whose log could not be synced refuses writes until restarted (wal-sync.ts).
+  if (walSyncOf(db)?.failure) return false;
   try {
     await sql`select 1`.execute(db);
     return true;

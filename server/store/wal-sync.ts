@@ -23,6 +23,13 @@ const syncData = promisify(fdatasync);
 export class WalSync {
   private running: Promise<void> | undefined;
   private queued: Promise<void> | undefined;
+  private closed = false;
+  /**
+   * The first sync that failed. After a failed fdatasync Linux may drop the unwritten pages and report the error
+   * only once, so a later sync could "succeed" without the earlier commits on disk: like PostgreSQL after a failed
+   * fsync, the store refuses every write from then on, and /healthz answers 503, until it is restarted.
+   */
+  failure: Error | undefined;
 
   /**
    * `walPath` is the database's `-wal` file. It is opened once and kept open: SQLite keeps that file (same inode)
@@ -37,6 +44,8 @@ export class WalSync {
 
   /** Resolves once everything committed before this call is on disk. */
   sync(): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    if (this.closed) return Promise.reject(new Error('the store is closed'));
     // A queued sync has not started yet, so it covers this caller too (checked first: between the running sync
     // settling and the queued one starting, `running` is already cleared).
     if (this.queued) return this.queued;
@@ -50,19 +59,32 @@ export class WalSync {
     return this.queued;
   }
 
+  /** Closes the descriptor once the syncs under way have ended (never under a sync: the number could be reused). */
   close(): void {
-    closeSync(this.fd);
+    this.closed = true;
+    const closeFd = () => closeSync(this.fd);
+    const pending = this.queued ?? this.running;
+    if (pending) void pending.then(closeFd, closeFd);
+    else closeFd();
   }
 
   private startQueued(): Promise<void> {
     this.queued = undefined;
+    if (this.failure) return Promise.reject(this.failure);
     return this.start();
   }
 
   private start(): Promise<void> {
-    const sync = syncData(this.fd).finally(() => {
-      if (this.running === sync) this.running = undefined;
-    });
+    const sync = syncData(this.fd)
+      .catch((error: unknown) => {
+        this.failure ??= new Error('the store could not sync its write-ahead log to disk; restart the service', {
+          cause: error,
+        });
+        throw this.failure;
+      })
+      .finally(() => {
+        if (this.running === sync) this.running = undefined;
+      });
     this.running = sync;
     return sync;
   }

@@ -7,13 +7,13 @@
 // - the store really runs with synchronous=NORMAL, syncs the WAL before answering a write, and closes the WAL file
 //   it keeps open when the store is destroyed;
 // - PostgreSQL has no WAL sync of ours (its commits are durable when they return).
-import { existsSync, mkdtempSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import SQLite from 'better-sqlite3';
 import { sql } from 'kysely';
 import { describe, expect, it } from 'vitest';
-import { migrateToLatest, openDatabase } from '../../server/store/database.js';
+import { migrateToLatest, openDatabase, storeIsReachable } from '../../server/store/database.js';
 import { WalSync, walSyncOf } from '../../server/store/wal-sync.js';
 import { WebhookStore } from '../../server/store/webhooks.js';
 import { type Backend, backends } from '../support/backends.js';
@@ -100,6 +100,45 @@ function openFilesIn(dir: string): string[] {
   }
   return open.sort();
 }
+
+describe('WalSync after a failed sync', () => {
+  it('refuses every later sync, even one that would now succeed, and the store reports itself unhealthy', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wal-sync-test-'));
+    const path = join(dir, 'file-wal');
+    writeFileSync(path, 'frames');
+    const fd = openSync(path, 'r');
+    const walSync = new WalSync(fd);
+    // The descriptor goes bad under it (as a disk error would make a sync fail)...
+    closeSync(fd);
+    await expect(walSync.sync()).rejects.toThrow(/could not sync its write-ahead log/);
+    // ...and a new file takes the same descriptor number, on which fdatasync would succeed.
+    const reused = openSync(path, 'r');
+    try {
+      expect(reused).toBe(fd);
+      await expect(walSync.sync()).rejects.toThrow(/could not sync its write-ahead log/);
+      expect(walSync.failure).toBeInstanceOf(Error);
+    } finally {
+      closeSync(reused);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('makes /healthz-style reachability checks fail on a store whose sync failed', async () => {
+    const store = await sqlite.setup();
+    const db = openDatabase(store);
+    try {
+      await migrateToLatest(db);
+      expect(await storeIsReachable(db)).toBe(true);
+      walSyncOf(db)!.failure = new Error('simulated: fdatasync failed');
+      expect(await storeIsReachable(db)).toBe(false);
+      await expect(new WebhookStore(db).create('t', hook, secret)).rejects.toThrow(/simulated/);
+    } finally {
+      walSyncOf(db)!.failure = undefined;
+      await db.destroy();
+      await store.cleanup();
+    }
+  });
+});
 
 describe('the embedded store', () => {
   it('runs with synchronous=NORMAL in WAL mode', async () => {
