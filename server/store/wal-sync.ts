@@ -3,7 +3,7 @@
 // better-sqlite3 is synchronous: with `synchronous=FULL` every commit holds the event loop for the fsync of the
 // write-ahead log (0.3 ms on a quiet disk here, several ms on a busy one), and nothing else runs meanwhile. So the
 // store runs with `synchronous=NORMAL` instead, where a commit writes its frames to the WAL without syncing it, and
-// syncs the WAL itself, here, on libuv's thread pool, before any write of the commit is answered. An answered write
+// syncs the WAL itself, here, on a thread of its own, before any write of the commit is answered. An answered write
 // is exactly as durable as with FULL (in WAL mode, FULL differs from NORMAL only by that sync at each commit).
 // While one sync runs, the event loop goes on parsing and batching the next writes; a commit that lands while a
 // sync runs waits for the next one, and every commit that landed meanwhile shares it.
@@ -13,17 +13,73 @@
 // succeeded, but that a concurrent reader may have seen. And if the sync itself fails (an I/O error: the disk is
 // failing), the writes are committed but their callers get the error (500), so a client that retries a create
 // may make a second webhook.
-import { closeSync, fdatasync, openSync } from 'node:fs';
-import { promisify } from 'node:util';
+//
+// The sync runs on a thread of its own, not on libuv's shared pool of four: the delivery sender resolves callback
+// hosts with dns.lookup on that pool, and a few hosts whose DNS hangs would otherwise hold every write's answer.
+import { closeSync, openSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
 import type { Kysely } from 'kysely';
 import type { Database } from './schema.js';
 
-const syncData = promisify(fdatasync);
+/** The sync thread: syncs the descriptor it is sent, answers null or the error's message. */
+const syncThreadSource = `
+const { parentPort } = require('node:worker_threads');
+const { fdatasyncSync } = require('node:fs');
+parentPort.on('message', (fd) => {
+  try {
+    fdatasyncSync(fd);
+    parentPort.postMessage(null);
+  } catch (error) {
+    parentPort.postMessage(String(error && error.message || error));
+  }
+});`;
+
+/** One thread per store, started at the first sync and ended with the store. One sync at a time (WalSync). */
+class SyncThread {
+  private worker: Worker | undefined;
+  private waiting: { resolve(): void; reject(error: Error): void } | undefined;
+
+  sync(fd: number): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.waiting = { resolve, reject };
+      this.thread().postMessage(fd);
+    });
+  }
+
+  end(): void {
+    void this.worker?.terminate();
+    this.worker = undefined;
+  }
+
+  private thread(): Worker {
+    if (this.worker) return this.worker;
+    const worker = new Worker(syncThreadSource, { eval: true });
+    // The thread never keeps the process alive; a sync in flight does, through the promise its caller awaits.
+    worker.unref();
+    worker.on('message', (error: string | null) => this.settle(error === null ? undefined : new Error(error)));
+    worker.on('error', (error) => this.settle(error));
+    worker.on('exit', (code) => {
+      if (this.worker === worker) this.worker = undefined;
+      this.settle(new Error(`the log sync thread exited (code ${code})`));
+    });
+    this.worker = worker;
+    return worker;
+  }
+
+  private settle(error: Error | undefined): void {
+    const waiting = this.waiting;
+    this.waiting = undefined;
+    if (!waiting) return;
+    if (error) waiting.reject(error);
+    else waiting.resolve();
+  }
+}
 
 export class WalSync {
   private running: Promise<void> | undefined;
   private queued: Promise<void> | undefined;
   private closed = false;
+  private readonly thread = new SyncThread();
   /**
    * The first sync that failed. After a failed fdatasync Linux may drop the unwritten pages and report the error
    * only once, so a later sync could "succeed" without the earlier commits on disk: like PostgreSQL after a failed
@@ -62,7 +118,10 @@ export class WalSync {
   /** Closes the descriptor once the syncs under way have ended (never under a sync: the number could be reused). */
   close(): void {
     this.closed = true;
-    const closeFd = () => closeSync(this.fd);
+    const closeFd = () => {
+      this.thread.end();
+      closeSync(this.fd);
+    };
     const pending = this.queued ?? this.running;
     if (pending) void pending.then(closeFd, closeFd);
     else closeFd();
@@ -75,7 +134,8 @@ export class WalSync {
   }
 
   private start(): Promise<void> {
-    const sync = syncData(this.fd)
+    const sync = this.thread
+      .sync(this.fd)
       .catch((error: unknown) => {
         this.failure ??= new Error('the store could not sync its write-ahead log to disk; restart the service', {
           cause: error,

@@ -8,7 +8,9 @@
 //   it keeps open when the store is destroyed;
 // - PostgreSQL has no WAL sync of ours (its commits are durable when they return).
 import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { pbkdf2 } from 'node:crypto';
 import { tmpdir } from 'node:os';
+import { promisify } from 'node:util';
 import { join } from 'node:path';
 import SQLite from 'better-sqlite3';
 import { sql } from 'kysely';
@@ -19,6 +21,7 @@ import { WebhookStore } from '../../server/store/webhooks.js';
 import { type Backend, backends } from '../support/backends.js';
 
 const [sqlite, postgres] = backends as [Backend, Backend];
+const pbkdf2Async = promisify(pbkdf2);
 
 const secret = `whsec_${Buffer.alloc(32, 7).toString('base64')}`;
 const hook = {
@@ -101,25 +104,60 @@ function openFilesIn(dir: string): string[] {
   return open.sort();
 }
 
+describe('the log sync and the shared thread pool', () => {
+  it("answers a write while libuv's thread pool is busy (slow DNS lookups of callback hosts use it)", async () => {
+    const store = await sqlite.setup();
+    const db = openDatabase(store);
+    try {
+      await migrateToLatest(db);
+      const webhooks = new WebhookStore(db);
+      await webhooks.create('t', hook, secret); // the sync thread is up
+      // Fill every slot of the pool with long work, as hanging dns.lookup calls would.
+      const slots = Number(process.env.UV_THREADPOOL_SIZE ?? 4);
+      let poolWorkDone = false;
+      const poolWork = Promise.all(
+        Array.from({ length: slots }, () =>
+          pbkdf2Async('x', 'salt', 3_000_000, 64, 'sha512').then(() => (poolWorkDone = true)),
+        ),
+      );
+      await webhooks.create('t', { ...hook, callbackUrl: 'https://wal2.example.com/h', callbackUrlKey: 'https://wal2.example.com/h' }, secret);
+      // Answered (so synced) before any of the pool's work ended.
+      expect(poolWorkDone).toBe(false);
+      await poolWork;
+    } finally {
+      await db.destroy();
+      await store.cleanup();
+    }
+  }, 60_000);
+});
+
 describe('WalSync after a failed sync', () => {
-  it('refuses every later sync, even one that would now succeed, and the store reports itself unhealthy', async () => {
+  // After a failed fdatasync Linux may drop the pages and report the error once: a later sync that passes proves
+  // nothing about the earlier commits, so the store must refuse writes from then on.
+  it('remembers the failure of a sync', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'wal-sync-test-'));
     const path = join(dir, 'file-wal');
     writeFileSync(path, 'frames');
     const fd = openSync(path, 'r');
     const walSync = new WalSync(fd);
-    // The descriptor goes bad under it (as a disk error would make a sync fail)...
-    closeSync(fd);
-    await expect(walSync.sync()).rejects.toThrow(/could not sync its write-ahead log/);
-    // ...and a new file takes the same descriptor number, on which fdatasync would succeed.
-    const reused = openSync(path, 'r');
     try {
-      expect(reused).toBe(fd);
+      // The descriptor goes bad under it, as a disk error would make a sync fail.
+      closeSync(fd);
       await expect(walSync.sync()).rejects.toThrow(/could not sync its write-ahead log/);
       expect(walSync.failure).toBeInstanceOf(Error);
     } finally {
-      closeSync(reused);
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('once a sync failed, refuses every later sync, even on a descriptor that would sync', async () => {
+    const { walSync, cleanup } = walSyncOnTempFile();
+    try {
+      await walSync.sync();
+      walSync.failure = new Error('an earlier sync failed');
+      await expect(walSync.sync()).rejects.toThrow('an earlier sync failed');
+    } finally {
+      cleanup();
     }
   });
 
