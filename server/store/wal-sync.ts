@@ -3,8 +3,10 @@
 // better-sqlite3 is synchronous: with `synchronous=FULL` every commit holds the event loop for the fsync of the
 // write-ahead log (0.3 ms on a quiet disk here, several ms on a busy one), and nothing else runs meanwhile. So the
 // store runs with `synchronous=NORMAL` instead, where a commit writes its frames to the WAL without syncing it, and
-// syncs the WAL itself, here, on a thread of its own, before any write of the commit is answered. An answered write
-// is exactly as durable as with FULL (in WAL mode, FULL differs from NORMAL only by that sync at each commit).
+// syncs the WAL itself, here, on a thread of its own, before any write of the commit is answered. Every write the
+// service answers goes through the write batcher, so an answered write is as durable as with FULL (in WAL mode,
+// FULL differs from NORMAL only by that sync at each commit). A write made outside the batcher is synced only by
+// the next batch's sync: keep answered writes in the batcher.
 // While one sync runs, the event loop goes on parsing and batching the next writes; a commit that lands while a
 // sync runs waits for the next one, and every commit that landed meanwhile shares it.
 //
