@@ -5,7 +5,7 @@ import { migrateToLatest, openDatabase } from '../../server/store/database.js';
 import { type ClaimedDelivery, type CompletedAttempt, DeliveryStore } from '../../server/store/deliveries.js';
 import { EventStore } from '../../server/store/events.js';
 import { WebhookStore } from '../../server/store/webhooks.js';
-import { backends } from '../support/backends.js';
+import { type Backend, backends } from '../support/backends.js';
 
 const secret = `whsec_${Buffer.alloc(32, 3).toString('base64')}`;
 const hook = (n: number) => ({
@@ -23,39 +23,45 @@ const delivered = (delivery: ClaimedDelivery, responseBody = 'ok'): CompletedAtt
 });
 const autoDisable = { afterMs: 86_400_000, reason: 'failing' };
 
+interface OutcomeStores {
+  webhooks: WebhookStore;
+  deliveries: DeliveryStore;
+  events: EventStore;
+}
+
+/** A fresh, migrated store on `backend` for `test`, closed and removed afterwards. */
+async function withStores(backend: Backend, test: (stores: OutcomeStores) => Promise<void>): Promise<void> {
+  const store = await backend.setup();
+  const db = openDatabase(store);
+  try {
+    await migrateToLatest(db);
+    await test({ webhooks: new WebhookStore(db), deliveries: new DeliveryStore(db), events: new EventStore(db) });
+  } finally {
+    await db.destroy();
+    await store.cleanup();
+  }
+}
+
 for (const backend of backends) {
   describe.skipIf(!backend.available)(`delivery outcomes on ${backend.name}`, () => {
     it('records the rest of a batch when one delivery was deleted with its webhook mid-flight', async () => {
-      const store = await backend.setup();
-      const db = openDatabase(store);
-      try {
-        await migrateToLatest(db);
-        const webhooks = new WebhookStore(db);
-        const deliveries = new DeliveryStore(db);
+      await withStores(backend, async ({ webhooks, deliveries, events }) => {
         const [a, b] = [await webhooks.create('t1', hook(1), secret), await webhooks.create('t2', hook(2), secret)];
-        await new EventStore(db).publish('t1', { type: 'order.created', data: {} });
-        await new EventStore(db).publish('t2', { type: 'order.created', data: {} });
+        await events.publish('t1', { type: 'order.created', data: {} });
+        await events.publish('t2', { type: 'order.created', data: {} });
         const claimed = await deliveries.claimDue(10, 60_000);
         expect(claimed).toHaveLength(2);
         await webhooks.delete('t1', a.id);
         await deliveries.complete(claimed.map((d) => delivered(d)), autoDisable);
         const page = await deliveries.listForWebhook('t2', b.id, { limit: 10 });
         expect(page.items).toMatchObject([{ status: 'succeeded', attempts: [{ succeeded: true }] }]);
-      } finally {
-        await db.destroy();
-        await store.cleanup();
-      }
+      });
     });
 
     it('records one attempt when one batch reports the same delivery under an old and a new lease', async () => {
-      const store = await backend.setup();
-      const db = openDatabase(store);
-      try {
-        await migrateToLatest(db);
-        const webhooks = new WebhookStore(db);
-        const deliveries = new DeliveryStore(db);
+      await withStores(backend, async ({ webhooks, deliveries, events }) => {
         const a = await webhooks.create('t1', hook(1), secret);
-        await new EventStore(db).publish('t1', { type: 'order.created', data: {} });
+        await events.publish('t1', { type: 'order.created', data: {} });
         const start = new Date(Date.now() + 1_000);
         const [stale] = await deliveries.claimDue(10, 1_000, start);
         // Sent once, its outcome late; the lease ran out, it was claimed and sent again; both outcomes land together.
@@ -65,24 +71,16 @@ for (const backend of backends) {
         expect((await deliveries.listForWebhook('t1', a.id, { limit: 10 })).items[0]).toMatchObject({
           status: 'succeeded',
           attempts: [{ succeeded: true }],
-        });
-        expect((await deliveries.listForWebhook('t1', a.id, { limit: 10 })).items[0]!.attempts).toHaveLength(1);
-      } finally {
-        await db.destroy();
-        await store.cleanup();
-      }
+      });
+      expect((await deliveries.listForWebhook('t1', a.id, { limit: 10 })).items[0]!.attempts).toHaveLength(1);
+      });
     });
 
     it('records a batch of successes only for the deliveries whose lease the worker still holds', async () => {
-      const store = await backend.setup();
-      const db = openDatabase(store);
-      try {
-        await migrateToLatest(db);
-        const webhooks = new WebhookStore(db);
-        const deliveries = new DeliveryStore(db);
+      await withStores(backend, async ({ webhooks, deliveries, events }) => {
         const [a, b] = [await webhooks.create('t1', hook(1), secret), await webhooks.create('t2', hook(2), secret)];
-        await new EventStore(db).publish('t1', { type: 'order.created', data: {} });
-        await new EventStore(db).publish('t2', { type: 'order.created', data: {} });
+        await events.publish('t1', { type: 'order.created', data: {} });
+        await events.publish('t2', { type: 'order.created', data: {} });
         const start = new Date(Date.now() + 1_000);
         const first = await deliveries.claimDue(10, 1_000, start);
         expect(first).toHaveLength(2);
@@ -96,30 +94,22 @@ for (const backend of backends) {
         expect((await deliveries.listForWebhook('t1', a.id, { limit: 10 })).items[0]).toMatchObject({
           status: 'pending',
           attempts: [],
-        });
-        expect((await deliveries.listForWebhook('t2', b.id, { limit: 10 })).items[0]).toMatchObject({
-          status: 'succeeded',
-          attempts: [{ succeeded: true, responseStatus: 200 }],
-        });
-      } finally {
-        await db.destroy();
-        await store.cleanup();
-      }
+      });
+      expect((await deliveries.listForWebhook('t2', b.id, { limit: 10 })).items[0]).toMatchObject({
+        status: 'succeeded',
+        attempts: [{ succeeded: true, responseStatus: 200 }],
+      });
+      });
     });
   });
 }
 
 describe.skipIf(!backends[1]!.available)('delivery outcomes on postgres, text PostgreSQL refuses', () => {
   it('loses only the outcome whose text cannot be stored', async () => {
-    const store = await backends[1]!.setup();
-    const db = openDatabase(store);
-    try {
-      await migrateToLatest(db);
-      const webhooks = new WebhookStore(db);
-      const deliveries = new DeliveryStore(db);
+    await withStores(backends[1]!, async ({ webhooks, deliveries, events }) => {
       const [a, b] = [await webhooks.create('t1', hook(1), secret), await webhooks.create('t2', hook(2), secret)];
-      await new EventStore(db).publish('t1', { type: 'order.created', data: {} });
-      await new EventStore(db).publish('t2', { type: 'order.created', data: {} });
+      await events.publish('t1', { type: 'order.created', data: {} });
+      await events.publish('t2', { type: 'order.created', data: {} });
       const claimed = await deliveries.claimDue(10, 60_000);
       const poisoned = claimed.find((d) => d.webhook_id === a.id)!;
       const good = claimed.find((d) => d.webhook_id === b.id)!;
@@ -128,9 +118,6 @@ describe.skipIf(!backends[1]!.available)('delivery outcomes on postgres, text Po
       );
       expect((await deliveries.listForWebhook('t2', b.id, { limit: 10 })).items[0]).toMatchObject({ status: 'succeeded' });
       expect((await deliveries.listForWebhook('t1', a.id, { limit: 10 })).items[0]).toMatchObject({ status: 'pending' });
-    } finally {
-      await db.destroy();
-      await store.cleanup();
-    }
+    });
   });
 });

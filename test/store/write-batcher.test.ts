@@ -48,30 +48,39 @@ for (const backend of backends) {
   });
 }
 
+/**
+ * Another process with its own better-sqlite3 connection to the store's file, running `script` (CommonJS, with
+ * `db` open on the file); it prints a line once it is under way. Bounded by the script itself.
+ */
+function otherProcessOn(dataDir: string, script: string) {
+  const sqlitePath = JSON.stringify(createRequire(import.meta.url).resolve('better-sqlite3'));
+  const child = spawn(
+    process.execPath,
+    ['-e', `const db = new (require(${sqlitePath}))(process.argv[1]);\n${script}`, join(dataDir, 'webhooks.db')],
+    { stdio: ['pipe', 'pipe', 'inherit'] },
+  );
+  const started = new Promise<void>((resolve) => child.stdout!.once('data', () => resolve()));
+  return { child, started };
+}
+
 describe('writes on SQLite while another process commits to the same file', () => {
   it('publishes without SQLITE_BUSY (transactions take the write lock when they begin)', async () => {
     const store = await backends[0]!.setup();
     const db = openDatabase(store);
     // Another process (a `webhooks-api worker`, a CLI) committing small writes as fast as it can, for at most 20 s.
-    const writer = spawn(
-      process.execPath,
-      [
-        '-e',
-        `const db = new (require(${JSON.stringify(createRequire(import.meta.url).resolve('better-sqlite3'))}))(process.argv[1]);
-         db.pragma('busy_timeout = 5000');
-         db.exec('create table if not exists contention (n integer)');
-         const insert = db.prepare('insert into contention (n) values (?)');
-         console.log('writing');
-         const until = Date.now() + 20000;
-         for (let n = 0; Date.now() < until; n++) insert.run(n);`,
-        join(store.dataDir, 'webhooks.db'),
-      ],
-      { stdio: ['ignore', 'pipe', 'inherit'] },
+    const writer = otherProcessOn(
+      store.dataDir,
+      `db.pragma('busy_timeout = 5000');
+       db.exec('create table if not exists contention (n integer)');
+       const insert = db.prepare('insert into contention (n) values (?)');
+       console.log('writing');
+       const until = Date.now() + 20000;
+       for (let n = 0; Date.now() < until; n++) insert.run(n);`,
     );
     try {
       await migrateToLatest(db);
       await new WebhookStore(db).create('t', input(1), `whsec_${Buffer.alloc(32, 1).toString('base64')}`);
-      await new Promise<void>((resolve) => writer.stdout!.once('data', () => resolve()));
+      await writer.started;
       const events = new EventStore(db);
       let failures = 0;
       const errors = new Set<string>();
@@ -93,7 +102,7 @@ describe('writes on SQLite while another process commits to the same file', () =
       }
       expect({ failures, errors: [...errors] }).toEqual({ failures: 0, errors: [] });
     } finally {
-      writer.kill('SIGKILL');
+      writer.child.kill('SIGKILL');
       await db.destroy();
       await store.cleanup();
     }
@@ -105,33 +114,26 @@ describe('reads on SQLite while another process holds the write lock', () => {
     const store = await backends[0]!.setup();
     const db = openDatabase(store);
     // Another process takes the write lock and keeps it until told to let go (or for at most 20 s).
-    const holder = spawn(
-      process.execPath,
-      [
-        '-e',
-        `const db = new (require(${JSON.stringify(createRequire(import.meta.url).resolve('better-sqlite3'))}))(process.argv[1]);
-         db.exec('begin immediate');
-         console.log('locked');
-         const release = () => { db.exec('commit'); process.exit(0); };
-         process.stdin.once('data', release);
-         setTimeout(release, 20000);`,
-        join(store.dataDir, 'webhooks.db'),
-      ],
-      { stdio: ['pipe', 'pipe', 'inherit'] },
+    const holder = otherProcessOn(
+      store.dataDir,
+      `db.exec('begin immediate');
+       console.log('locked');
+       const release = () => { db.exec('commit'); process.exit(0); };
+       process.stdin.once('data', release);
+       setTimeout(release, 20000);`,
     );
     try {
       await migrateToLatest(db);
       const webhook = await new WebhookStore(db).create('t', input(1), `whsec_${Buffer.alloc(32, 1).toString('base64')}`);
       await new EventStore(db).publish('t', { type: 'order.created', data: {} });
-      const locked = new Promise<void>((resolve) => holder.stdout!.once('data', () => resolve()));
-      await locked;
+      await holder.started;
       // Still locked by the other process: the read must answer from its snapshot, not wait busy_timeout and fail.
       const page = await new DeliveryStore(db).listForWebhook('t', webhook.id, { limit: 10 });
       expect(page.items).toHaveLength(1);
-      expect(holder.exitCode).toBeNull();
+      expect(holder.child.exitCode).toBeNull();
     } finally {
-      holder.stdin!.end('release\n');
-      holder.kill('SIGKILL');
+      holder.child.stdin!.end('release\n');
+      holder.child.kill('SIGKILL');
       await db.destroy();
       await store.cleanup();
     }
