@@ -156,6 +156,13 @@ export function side(runs: Run[]): Side {
 const fmt = (value: number | undefined, digits = 2) =>
   value === undefined || Number.isNaN(value) ? '–' : value.toLocaleString('en-US', { maximumFractionDigits: digits });
 
+/** req/s, p50 and p99 of one side of a comparison, as table cells. */
+const loadCells = (side: { reqPerSec: number; p50: number; p99: number }) => [
+  fmt(side.reqPerSec, 0),
+  fmt(side.p50, 3),
+  fmt(side.p99, 3),
+];
+
 function table(headers: string[], rows: string[][]): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? '').length)));
   const line = (cells: string[]) =>
@@ -258,12 +265,8 @@ export function formatReport(results: BenchResults): string {
         ['scenario', 'service req/s', 'p50', 'p99', 'baseline req/s', 'p50', 'p99', 'ratio', 'target', ''],
         results.compared.map((c) => [
           c.label,
-          fmt(c.service.reqPerSec, 0),
-          fmt(c.service.p50, 3),
-          fmt(c.service.p99, 3),
-          fmt(c.baseline.reqPerSec, 0),
-          fmt(c.baseline.p50, 3),
-          fmt(c.baseline.p99, 3),
+          ...loadCells(c.service),
+          ...loadCells(c.baseline),
           `${fmt(c.ratio)} ×`,
           c.targetRatio ? `≥ ${c.targetRatio} ×` : '',
           c.targetRatio ? (c.ratio >= c.targetRatio ? 'met' : 'MISSED') : '',
@@ -299,12 +302,8 @@ export function formatReport(results: BenchResults): string {
         ['scenario', `req/s @${fmt(small, 0)}`, 'p50', 'p99', `req/s @${fmt(large, 0)}`, 'p50', 'p99', 'p50 ratio'],
         results.growth.map((g) => [
           g.label,
-          fmt(g.small.reqPerSec, 0),
-          fmt(g.small.p50, 3),
-          fmt(g.small.p99, 3),
-          fmt(g.large.reqPerSec, 0),
-          fmt(g.large.p50, 3),
-          fmt(g.large.p99, 3),
+          ...loadCells(g.small),
+          ...loadCells(g.large),
           `${fmt(g.p50Ratio)} ×`,
         ]),
       ),

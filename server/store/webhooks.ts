@@ -193,17 +193,9 @@ export class WebhookStore {
   }
 
   async get(tenantId: string, id: string): Promise<WebhookRecord | undefined> {
-    if (!this.cache) {
-      const row = await this.db
-        .selectFrom('webhooks')
-        .selectAll()
-        .where('tenant_id', '=', tenantId)
-        .where('id', '=', id)
-        .executeTakeFirst();
-      return row && toRecord(row);
-    }
-    // Cached by id alone (the worker looks webhooks up without a tenant), so the tenant is checked here.
-    const record = await this.cache.read('webhook', id, () => this.loadById(id));
+    // Read (and cached) by id alone, as the worker reads webhooks without a tenant; the tenant is checked here.
+    const load = () => this.loadById(id);
+    const record = await (this.cache ? this.cache.read('webhook', id, load) : load());
     return record?.tenantId === tenantId ? record : undefined;
   }
 

@@ -7,8 +7,8 @@
 import { type Kysely, sql, type Transaction } from 'kysely';
 import { isPostgres } from './dialect.js';
 import type { Database } from './schema.js';
-import { walSyncOf } from './wal-sync.js';
-import { webhookCacheOf } from './webhook-cache.js';
+import { type WalSync, walSyncOf } from './wal-sync.js';
+import { type WebhookCache, webhookCacheOf } from './webhook-cache.js';
 
 export type WriteWork<T> = (tx: Transaction<Database>) => Promise<T>;
 
@@ -25,9 +25,13 @@ export class WriteBatcher {
   private queue: Queued[] = [];
   private draining = false;
   private readonly grouped: boolean;
+  private readonly cache: WebhookCache | undefined;
+  private readonly walSync: WalSync | undefined;
 
   constructor(private readonly db: Kysely<Database>) {
     this.grouped = !isPostgres(db);
+    this.cache = webhookCacheOf(db);
+    this.walSync = walSyncOf(db);
   }
 
   /** Runs `work` in a transaction (shared with other writes on SQLite) and resolves once it is committed. */
@@ -53,7 +57,7 @@ export class WriteBatcher {
 
   private async commit(batch: Queued[]): Promise<void> {
     const outcomes: { ok: boolean; value: unknown }[] = [];
-    const cache = webhookCacheOf(this.db);
+    const rejectAll = (error: unknown) => batch.forEach(({ reject }) => reject(error));
     try {
       await this.db.transaction().execute(async (tx) => {
         for (const { work } of batch) {
@@ -70,24 +74,20 @@ export class WriteBatcher {
       });
     } catch (error) {
       // The commit itself failed: nothing in the batch was written.
-      cache?.transactionEnded();
-      for (const { reject } of batch) reject(error);
-      return;
+      return rejectAll(error);
+    } finally {
+      this.cache?.transactionEnded();
     }
-    cache?.transactionEnded();
     const answer = () =>
       batch.forEach(({ resolve, reject }, i) => {
         const outcome = outcomes[i]!;
         if (outcome.ok) resolve(outcome.value);
         else reject(outcome.value);
       });
-    const walSync = walSyncOf(this.db);
-    if (!walSync) return answer();
+    if (!this.walSync) return answer();
     // Committed, but not yet on disk: nobody is answered before it is. The next batch does not wait for this
     // sync; its own sync comes after it and covers it.
-    walSync.sync().then(answer, (error: unknown) => {
-      for (const { reject } of batch) reject(error);
-    });
+    this.walSync.sync().then(answer, rejectAll);
   }
 }
 

@@ -7,9 +7,8 @@ import { exportJWK, exportSPKI, generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { contract } from '../../server/contract.js';
 import { ApiKeyStore } from '../../server/store/api-keys.js';
-import { startService, type TestService } from '../support/service.js';
+import { type Client as Api, startService, type TestService } from '../support/service.js';
 
-type Api = ReturnType<TestService['client']>;
 const someId = '7d444840-9dc0-11d1-b245-5ffdce74fad2';
 const body = { callbackUrl: 'https://perm.example.com/hook', events: ['order.created'] };
 

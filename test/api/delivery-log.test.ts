@@ -3,7 +3,7 @@
 // pagination through the Link header, the test operation's deliveries, tenants, bad parameters; and retrying
 // failed, pending and in-flight deliveries with the same webhook-id.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { components, WebhookParms } from '../../client/index.js';
+import type { components } from '../../client/index.js';
 import { closedPort } from '../delivery/receiver.js';
 import { backends } from '../support/backends.js';
 import {
@@ -11,13 +11,11 @@ import {
   envelopeOf,
   eventually,
   type LoggedRequest,
-  type RecordingReceiver,
   type Responder,
-  startRecordingReceiver,
+  receiverPool,
 } from '../support/receiver-log.js';
-import { startService, type TestService } from '../support/service.js';
+import { type Client, createWebhook, startService, type TestService } from '../support/service.js';
 
-type Client = ReturnType<TestService['client']>;
 type Delivery = components['schemas']['Delivery'];
 
 const permissions = ['WEBHOOKS:VIEW', 'WEBHOOKS:ADD', 'WEBHOOKS:EDIT', 'WEBHOOKS:REMOVE', 'EVENTS:PUBLISH'];
@@ -39,14 +37,14 @@ const byMarker: Responder = (request) => {
 for (const backend of backends) {
   describe.skipIf(!backend.available)(`delivery log on ${backend.name}`, () => {
     let service: TestService;
-    const receivers: RecordingReceiver[] = [];
+    const receivers = receiverPool();
     let tenantCount = 0;
 
     beforeAll(async () => {
       service = await startService(backend, fastDelivery);
     });
     afterAll(async () => {
-      await Promise.all(receivers.splice(0).map((r) => r.close()));
+      await receivers.closeAll();
       await service?.close();
     });
 
@@ -56,17 +54,7 @@ for (const backend of backends) {
       return { tenant, api: service.client(token), token };
     }
 
-    async function receiver(responder?: Responder): Promise<RecordingReceiver> {
-      const started = await startRecordingReceiver(responder);
-      receivers.push(started);
-      return started;
-    }
-
-    async function createWebhook(api: Client, parms: WebhookParms) {
-      const { data, response } = await api.POST('/api/web/v1/webhooks', { body: parms });
-      expect(response.status, 'create webhook').toBe(200);
-      return data!;
-    }
+    const receiver = receivers.start;
 
     async function publish(api: Client, type: string, data: Record<string, unknown>) {
       const { data: event, response } = await api.POST('/api/web/v1/events', { body: { type, data } });

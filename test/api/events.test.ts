@@ -5,7 +5,7 @@
 // Waits are events (N requests arrived) or polls of the API's state, each bounded by a deadline.
 import { Webhook as StandardWebhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { components, WebhookParms } from '../../client/index.js';
+import type { components } from '../../client/index.js';
 import { backends } from '../support/backends.js';
 import {
   accept,
@@ -15,13 +15,11 @@ import {
   failTimes,
   type LoggedRequest,
   type RecordingReceiver,
-  type Responder,
   signatureHeaders,
-  startRecordingReceiver,
+  receiverPool,
 } from '../support/receiver-log.js';
-import { startService, type TestService } from '../support/service.js';
+import { type Client, createWebhook, startService, type TestService } from '../support/service.js';
 
-type Client = ReturnType<TestService['client']>;
 type Delivery = components['schemas']['Delivery'];
 type EventParms = components['schemas']['EventParms'];
 
@@ -34,22 +32,9 @@ const maxDataBytes = 256 * 1024;
 
 // ---- helpers ---------------------------------------------------------------------------------------------------
 
-const receivers: RecordingReceiver[] = [];
-afterAll(async () => {
-  await Promise.all(receivers.splice(0).map((r) => r.close()));
-});
-
-async function receiver(responder?: Responder): Promise<RecordingReceiver> {
-  const started = await startRecordingReceiver(responder);
-  receivers.push(started);
-  return started;
-}
-
-async function createWebhook(api: Client, parms: WebhookParms) {
-  const { data, response } = await api.POST('/api/web/v1/webhooks', { body: parms });
-  expect(response.status, 'create webhook').toBe(200);
-  return data!;
-}
+const receivers = receiverPool();
+afterAll(receivers.closeAll);
+const receiver = receivers.start;
 
 async function publish(api: Client, body: EventParms) {
   const answer = await api.POST('/api/web/v1/events', { body });

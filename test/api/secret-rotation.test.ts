@@ -9,13 +9,11 @@ import {
   envelopeOf,
   eventually,
   type LoggedRequest,
-  type RecordingReceiver,
   signatureHeaders,
-  startRecordingReceiver,
+  receiverPool,
 } from '../support/receiver-log.js';
-import { startService, type TestService } from '../support/service.js';
+import { type Client, startService, type TestService } from '../support/service.js';
 
-type Client = ReturnType<TestService['client']>;
 
 const permissions = ['WEBHOOKS:VIEW', 'WEBHOOKS:ADD', 'WEBHOOKS:EDIT', 'WEBHOOKS:REMOVE', 'EVENTS:PUBLISH'];
 const secretOf = (bytes: number, fill = 9) => `whsec_${Buffer.alloc(bytes, fill).toString('base64')}`;
@@ -36,14 +34,14 @@ const signatureCount = (request: LoggedRequest) => request.headers['webhook-sign
 for (const backend of backends) {
   describe.skipIf(!backend.available)(`secret rotation on ${backend.name}`, () => {
     let service: TestService;
-    const receivers: RecordingReceiver[] = [];
+    const receivers = receiverPool();
     let tenantCount = 0;
 
     beforeAll(async () => {
       service = await startService(backend, { DELIVERY_POLL_INTERVAL: '20ms' });
     });
     afterAll(async () => {
-      await Promise.all(receivers.splice(0).map((r) => r.close()));
+      await receivers.closeAll();
       await service?.close();
     });
 
@@ -51,8 +49,7 @@ for (const backend of backends) {
     async function setup(parms: Partial<WebhookParms> = {}) {
       const tenant = `rotation-${backend.name}-${++tenantCount}`;
       const api = service.client(await service.token(tenant, permissions));
-      const r = await startRecordingReceiver();
-      receivers.push(r);
+      const r = await receivers.start();
       const { data: hook, response } = await api.POST('/api/web/v1/webhooks', {
         body: { callbackUrl: r.url, events: ['order.*'], ...parms },
       });

@@ -1,13 +1,13 @@
 // A caller never sees, changes, tests or deletes another tenant's webhook: to them it does not exist.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backends } from '../support/backends.js';
-import { startService, type TestService } from '../support/service.js';
+import { type Client, startService, type TestService } from '../support/service.js';
 
 for (const backend of backends) {
   describe.skipIf(!backend.available)(`tenant isolation on ${backend.name}`, () => {
     let service: TestService;
-    let a: ReturnType<TestService['client']>;
-    let b: ReturnType<TestService['client']>;
+    let a: Client;
+    let b: Client;
     let idOfA: string;
     const missing = '00000000-0000-4000-8000-000000000000';
     const parms = { callbackUrl: 'https://tenant-a.example.com/hook', events: ['*'] };

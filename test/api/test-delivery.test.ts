@@ -12,9 +12,8 @@ import type { Problem, WebhookParms, WebhookTestEvent } from '../../client/index
 import { serviceName, serviceVersion } from '../../server/app.js';
 import { type Answer, closedPort, type Receiver, startReceiver } from '../delivery/receiver.js';
 import { backends } from '../support/backends.js';
-import { startService, type TestService } from '../support/service.js';
+import { type Client, startService, type TestService } from '../support/service.js';
 
-type Client = ReturnType<TestService['client']>;
 type Reason = NonNullable<Problem['reason']>;
 
 /** DELIVERY_TIMEOUT_MS of the main service: short, so the timeout cases stay quick. */

@@ -43,6 +43,21 @@ export interface RecordingReceiver {
   close(): Promise<void>;
 }
 
+/** The receivers a suite starts, so one `afterAll(pool.closeAll)` stops them all. */
+export function receiverPool() {
+  const started: RecordingReceiver[] = [];
+  return {
+    async start(responder?: Responder): Promise<RecordingReceiver> {
+      const receiver = await startRecordingReceiver(responder);
+      started.push(receiver);
+      return receiver;
+    },
+    closeAll: async () => {
+      await Promise.all(started.splice(0).map((receiver) => receiver.close()));
+    },
+  };
+}
+
 export const accept: Responder = () => ({ status: 204 });
 
 /** Answers `status` (with `headers`) to the first `times` requests, then 204. */

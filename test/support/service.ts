@@ -2,7 +2,8 @@
 import { buildApp } from '../../server/app.js';
 import { loadConfig } from '../../server/config.js';
 import { ApiKeyStore } from '../../server/store/api-keys.js';
-import { createWebhooksClient } from '../../client/index.js';
+import { expect } from 'vitest';
+import { createWebhooksClient, type WebhookParms } from '../../client/index.js';
 import type { FastifyInstance } from 'fastify';
 import { type Backend, backends, type StoreSetup } from './backends.js';
 
@@ -17,6 +18,15 @@ export interface TestService {
   token(tenant?: string, permissions?: string[]): Promise<string>;
   client(token: string): ReturnType<typeof createWebhooksClient>;
   close(): Promise<void>;
+}
+
+export type Client = ReturnType<TestService['client']>;
+
+/** Registers a webhook through the API and expects it to succeed. */
+export async function createWebhook(api: Client, parms: WebhookParms) {
+  const { data, response } = await api.POST('/api/web/v1/webhooks', { body: parms });
+  expect(response.status, 'create webhook').toBe(200);
+  return data!;
 }
 
 export interface StartOptions {
