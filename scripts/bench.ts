@@ -14,6 +14,7 @@ import {
   measureEventDeliveryOnPostgres,
   type PostgresEventResults,
   publishAndAwaitDeliveries,
+  seedEventStore,
 } from './bench/events.js';
 import { type LoadJob, LoadDriver } from './bench/load.js';
 import { cpuSecondsOf, installCleanup, machineBusySeconds, memoryOf, projectRoot, round } from './bench/processes.js';
@@ -101,6 +102,7 @@ const settings: Settings = {
   growthSizes: [Math.min(quick ? 100 : 1_000, large), large],
   testDeliverySamples: quick ? 200 : 2_000,
   events: quick ? 500 : 10_000,
+  eventsOtherWebhooks: quick ? 100 : 10_000,
 };
 const sections = new Set((args.only ?? 'ab,delivery,growth,events').split(',').map((s) => s.trim()));
 for (const section of sections) {
@@ -224,6 +226,7 @@ const eventContext = (driver: LoadDriver, receiver: Receiver): EventBenchContext
   driver,
   receiver,
   events: settings.events,
+  otherWebhooks: settings.eventsOtherWebhooks,
   connections: settings.connections,
   drainTimeoutMs: quick ? 30_000 : 120_000,
   rssOf: (pid) => memoryOf(pid).rssMb,
@@ -272,7 +275,7 @@ async function profiles(driver: LoadDriver, receiver: Receiver): Promise<Profile
   // No warm-up: the window is exactly the measured load, so µs per request is exact.
   const load = async (server: ServerHandle, name: ScenarioName, store: SeededStore) =>
     (await measure(driver, server, { ...job(name, store, sample(store.ids)), warmupSec: 0 }, 1)).result.ok;
-  const store = await seedStore(settings.seedWebhooks, settings.seedWebhooks);
+  const store = await seedStore(settings.seedWebhooks, { keep: settings.seedWebhooks });
   for (const name of chosenScenarios) {
     const fresh = await seedStore(settings.seedWebhooks);
     add(
@@ -307,7 +310,7 @@ async function profiles(driver: LoadDriver, receiver: Receiver): Promise<Profile
     ),
   );
   if (eventsApiInContract()) {
-    const empty = await seedStore(0);
+    const empty = await seedEventStore(eventContext(driver, receiver));
     add(
       await profile(
         `service, publish ${settings.events} events and deliver them`,
@@ -348,7 +351,7 @@ async function main(): Promise<void> {
 
   if (sections.has('ab') || sections.has('delivery')) {
     log(`seeding ${settings.seedWebhooks} webhooks, starting the service and the baseline`);
-    const store = await seedStore(settings.seedWebhooks, settings.seedWebhooks);
+    const store = await seedStore(settings.seedWebhooks, { keep: settings.seedWebhooks });
     const [service, baseline] = await Promise.all([
       startService('service', store.dataDir, serviceOptions),
       startBaseline('baseline', store.webhooks),

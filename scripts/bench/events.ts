@@ -57,6 +57,11 @@ export interface EventBenchContext {
   connections: number;
   /** How long to wait for the last delivery after the last publish. */
   drainTimeoutMs: number;
+  /**
+   * Webhooks of other tenants in the store, none subscribed: a platform's store holds many, and the queue's
+   * statements must not cost more for them.
+   */
+  otherWebhooks: number;
   /** Reads the service's RSS (from /proc) by pid. */
   rssOf: (pid: number) => number;
   service?: ServiceOptions;
@@ -71,13 +76,21 @@ export async function measureEventDelivery(ctx: EventBenchContext): Promise<Even
   if (!eventsApiInContract()) {
     return { status: 'not measured', note: `not measured yet (POST ${eventsPath} does not exist)` };
   }
-  const store = await seedStore(0);
+  const store = await seedEventStore(ctx);
   const service = await startService('service (events)', store.dataDir, ctx.service);
   try {
     return await publishAndAwaitDeliveries(ctx, service, store.token);
   } finally {
     await service.process.stop();
   }
+}
+
+/** The tenant whose webhooks fill the store around the one measured. */
+const otherTenant = `${benchTenant}-others`;
+
+/** A store with the bench tenant's key and `ctx.otherWebhooks` webhooks of another tenant. */
+export function seedEventStore(ctx: Pick<EventBenchContext, 'otherWebhooks'>, databaseUrl?: string) {
+  return seedStore(ctx.otherWebhooks, { tenant: otherTenant, ...(databaseUrl ? { databaseUrl } : {}) });
 }
 
 /** The PostgreSQL queue-drain runs: `serve` without a worker, everything published, then 1 or 2 worker processes. */
@@ -121,7 +134,7 @@ export async function measureEventDeliveryOnPostgres(
     const url = new URL(baseUrl);
     url.searchParams.set('options', `-c search_path=${schema}`);
     const databaseUrl = url.href;
-    const store = await seedStore(0, 0, databaseUrl);
+    const store = await seedEventStore(ctx, databaseUrl);
     const env = { DATABASE_URL: databaseUrl, DELIVERY_WORKER: 'false' };
     const service = await startService('service (PostgreSQL, API only)', store.dataDir, { ...ctx.service, env });
     children.push(service.process);
@@ -272,7 +285,8 @@ export async function publishAndAwaitDeliveries(
         delivered < ctx.events
           ? `only ${delivered} of ${ctx.events} deliveries arrived within ${ctx.drainTimeoutMs} ms of the last ` +
             (drain ? 'worker being ready' : 'publish')
-          : `${ctx.events} events to 1 webhook of tenant "${benchTenant}", ${ctx.connections} publishing connections`,
+          : `${ctx.events} events to 1 webhook of tenant "${benchTenant}", ${ctx.connections} publishing connections, ` +
+            `${ctx.otherWebhooks.toLocaleString('en-US')} webhooks of tenant "${otherTenant}" in the store`,
       events: ctx.events,
       publish: {
         reqPerSec: publish.reqPerSec,

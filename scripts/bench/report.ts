@@ -39,6 +39,8 @@ export interface Settings {
   growthSizes: [number, number];
   testDeliverySamples: number;
   events: number;
+  /** Webhooks of another tenant in the store during the event runs. */
+  eventsOtherWebhooks: number;
 }
 
 export interface Run {

@@ -54,11 +54,23 @@ export function contractScopes(): string[] {
 
 const seedEvents = ['order.created', 'order.paid', 'customer.*'];
 
+export interface SeedOptions {
+  /** How many of the webhooks to return in full (for the baseline's map). */
+  keep?: number;
+  /** Seed a PostgreSQL database instead of SQLite in the DATA_DIR. */
+  databaseUrl?: string;
+  /** The tenant the webhooks belong to (the API key is always the bench tenant's). */
+  tenant?: string;
+}
+
 /**
  * A fresh DATA_DIR holding one API key for the bench tenant and `count` webhooks, written through the service's own
  * ApiKeyStore and WebhookStore inside one transaction (100,000 single commits would cost 100,000 fsyncs).
  */
-export async function seedStore(count: number, keepWebhooks = 0, databaseUrl?: string): Promise<SeededStore> {
+export async function seedStore(
+  count: number,
+  { keep: keepWebhooks = 0, databaseUrl, tenant = benchTenant }: SeedOptions = {},
+): Promise<SeededStore> {
   const started = performance.now();
   const dataDir = makeTempDir(`store-${count}`);
   const db = openDatabase(databaseUrl ? { dataDir, databaseUrl } : { dataDir });
@@ -72,7 +84,7 @@ export async function seedStore(count: number, keepWebhooks = 0, databaseUrl?: s
       for (let i = 0; i < count; i++) {
         const callbackUrl = `https://seed-${i}.bench.example.com/hooks/orders`;
         const record = await store.create(
-          benchTenant,
+          tenant,
           {
             callbackUrl,
             callbackUrlKey: callbackUrlKey(new URL(callbackUrl)),
