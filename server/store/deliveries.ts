@@ -3,7 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import { type Kysely, type Selectable, sql } from 'kysely';
 import type { Schemas } from '../contract.js';
-import { isPostgres } from './dialect.js';
+import { isPostgres, rowLimit } from './dialect.js';
 import type { Database, DeliveriesTable, DeliveryAttemptsTable, DeliveryStatus } from './schema.js';
 import { webhookCacheOf } from './webhook-cache.js';
 import { writesOf } from './write-batcher.js';
@@ -151,7 +151,7 @@ export class DeliveryStore {
               ),
             )
             .orderBy('next_attempt_at')
-            .limit(limit);
+            .limit(rowLimit(limit));
           return pg ? due.forUpdate().skipLocked() : due;
         })
         .returningAll()
@@ -318,7 +318,11 @@ export class DeliveryStore {
           ]),
         );
       }
-      const rows = await query.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(options.limit + 1).execute();
+      const rows = await query
+        .orderBy('created_at', 'desc')
+        .orderBy('id', 'desc')
+        .limit(rowLimit(options.limit + 1))
+        .execute();
       const page = rows.slice(0, options.limit);
       const attempts = await attemptsOf(tx, page.map((row) => row.id));
       const last = page.at(-1);

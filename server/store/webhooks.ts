@@ -2,7 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Kysely, Selectable } from 'kysely';
 import type { Webhook } from '../contract.js';
-import { isUniqueViolation } from './dialect.js';
+import { isUniqueViolation, rowLimit } from './dialect.js';
 import type { Database, WebhooksTable } from './schema.js';
 import { type WebhookCache, webhookCacheOf } from './webhook-cache.js';
 import { writesOf } from './write-batcher.js';
@@ -217,7 +217,7 @@ export class WebhookStore {
       .where('tenant_id', '=', tenantId)
       .where('seq', '>', afterSeq)
       .orderBy('seq')
-      .limit(limit + 1)
+      .limit(rowLimit(limit + 1))
       .execute();
     const page = rows.slice(0, limit);
     const last = page.at(-1);

@@ -1,7 +1,8 @@
 // Every statement the service runs holds the event loop while SQLite runs it (better-sqlite3 is synchronous). A
 // statement that scans a whole table costs more the more webhooks or deliveries the store holds, across every
 // tenant. So the statements of the delivery queue and of the API are checked here by SQLite's own query plan: each
-// must find its rows through an index. Timings would be noise on a shared machine; a plan is exact.
+// must find its rows through an index. And none may make SQLite prepare it again at every run (a bare LIMIT
+// parameter does). Timings would be noise on a shared machine; a plan is exact.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -59,12 +60,20 @@ function scansIn(executed: Executed[], planOf: (query: Executed) => string[]) {
     .filter(({ plan }) => plan.some((step) => /^SCAN (?!\d+-ROW VALUES CLAUSE|CONSTANT ROW)/.test(step)));
 }
 
+/**
+ * Statements with a bare `LIMIT ?`: SQLite reads that parameter while planning, so every run with a new binding
+ * (better-sqlite3 binds at every run) prepares the statement again. The store writes `rowLimit(n)` instead.
+ */
+function bareLimitsIn(executed: Executed[]): string[] {
+  return [...new Set(executed.map(({ sql }) => sql).filter((sql) => /\blimit\s+\?/i.test(sql)))];
+}
+
 const hook = (n: number, enabled = true) => {
   const url = `https://hook${n}.example.com/h`;
   return { callbackUrl: url, callbackUrlKey: url, events: ['order.*'], enabled, headers: {} };
 };
 
-describe('query plans on SQLite', () => {
+describe('query plans and statements on SQLite', () => {
   let dir: string;
   let recording: ReturnType<typeof recordingDatabase>;
 
@@ -120,6 +129,7 @@ describe('query plans on SQLite', () => {
     ];
     for (const kind of kinds) expect(queries.some((sql) => sql.includes(kind)), kind).toBe(true);
     expect(scansIn(executed, planOf)).toEqual([]);
+    expect(bareLimitsIn(executed)).toEqual([]);
   });
 
   it('serves the API (webhooks, keys, the delivery log) without scanning a table', async () => {
@@ -176,5 +186,6 @@ describe('query plans on SQLite', () => {
     await webhooks.delete('t', second.id);
 
     expect(scansIn(executed, planOf)).toEqual([]);
+    expect(bareLimitsIn(executed)).toEqual([]);
   });
 });
