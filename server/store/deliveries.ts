@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { type Kysely, type Selectable, sql } from 'kysely';
 import type { Schemas } from '../contract.js';
 import { isPostgres, rowLimit } from './dialect.js';
+import { prepared } from './prepared.js';
 import type { Database, DeliveriesTable, DeliveryAttemptsTable, DeliveryStatus } from './schema.js';
 import { webhookCacheOf } from './webhook-cache.js';
 import { writesOf } from './write-batcher.js';
@@ -126,37 +127,8 @@ export class DeliveryStore {
    */
   async claimDue(limit: number, leaseMs: number, now = new Date()): Promise<ClaimedDelivery[]> {
     const at = now.toISOString();
-    const leaseId = randomUUID();
-    const pg = isPostgres(this.db);
-    const rows = await writesOf(this.db).run((tx) =>
-      tx
-        .updateTable('deliveries')
-        .set({ lease_until: new Date(now.getTime() + leaseMs).toISOString(), lease_id: leaseId })
-        .where('id', 'in', (eb) => {
-          const due = eb
-            .selectFrom('deliveries')
-            .select('id')
-            .where('status', '=', 'pending')
-            .where('next_attempt_at', '<=', at)
-            .where((w) => w.or([w('lease_until', 'is', null), w('lease_until', '<', at)]))
-            // Per candidate row, by the webhook's primary key. `webhook_id in (select id from webhooks where
-            // enabled = 1)` made SQLite scan every webhook of every tenant on each claim (2 ms at 2,000 webhooks,
-            // growing with the table, all of it holding the event loop).
-            .where(({ exists, selectFrom }) =>
-              exists(
-                selectFrom('webhooks')
-                  .select(sql.lit(1).as('one'))
-                  .whereRef('webhooks.id', '=', 'deliveries.webhook_id')
-                  .where('webhooks.enabled', '=', 1),
-              ),
-            )
-            .orderBy('next_attempt_at')
-            .limit(rowLimit(limit));
-          return pg ? due.forUpdate().skipLocked() : due;
-        })
-        .returningAll()
-        .execute(),
-    );
+    const lease = { leaseUntil: new Date(now.getTime() + leaseMs).toISOString(), leaseId: randomUUID() };
+    const { rows } = await writesOf(this.db).run((tx) => claimDueQuery(tx, { ...lease, at, limit }));
     return rows as ClaimedDelivery[];
   }
 
@@ -360,6 +332,38 @@ export class DeliveryStore {
     return exists ? 'in-flight' : undefined;
   }
 }
+
+/** The claim of `claimDue`: one statement (see there). */
+const claimDueQuery = prepared((db, { leaseUntil, leaseId, at, limit }: ClaimValues) =>
+  db
+    .updateTable('deliveries')
+    .set({ lease_until: leaseUntil, lease_id: leaseId })
+    .where('id', 'in', (eb) => {
+      const due = eb
+        .selectFrom('deliveries')
+        .select('id')
+        .where('status', '=', 'pending')
+        .where('next_attempt_at', '<=', at)
+        .where((w) => w.or([w('lease_until', 'is', null), w('lease_until', '<', at)]))
+        // Per candidate row, by the webhook's primary key. `webhook_id in (select id from webhooks where
+        // enabled = 1)` made SQLite scan every webhook of every tenant on each claim (2 ms at 2,000 webhooks,
+        // growing with the table, all of it holding the event loop).
+        .where(({ exists, selectFrom }) =>
+          exists(
+            selectFrom('webhooks')
+              .select(sql.lit(1).as('one'))
+              .whereRef('webhooks.id', '=', 'deliveries.webhook_id')
+              .where('webhooks.enabled', '=', 1),
+          ),
+        )
+        .orderBy('next_attempt_at')
+        .limit(rowLimit(limit));
+      return isPostgres(db) ? due.forUpdate().skipLocked() : due;
+    })
+    .returningAll(),
+);
+
+type ClaimValues = { leaseUntil: string; leaseId: string; at: string; limit: number };
 
 /**
  * Runs `read` in one snapshot. PostgreSQL: a repeatable-read transaction. SQLite: a deferred transaction on the one

@@ -2,11 +2,12 @@
 // publish is never half done. An idempotency key seen in the last 24 hours answers the first event instead.
 import { isDeepStrictEqual } from 'node:util';
 import { randomUUID } from 'node:crypto';
-import type { Kysely, Selectable } from 'kysely';
+import type { Insertable, Kysely, Selectable } from 'kysely';
 import { newMessageId } from '../delivery/signature.js';
 import { subscribesTo } from '../events/event-filter.js';
 import { isUniqueViolation } from './dialect.js';
-import type { Database, EventsTable } from './schema.js';
+import { prepared } from './prepared.js';
+import type { Database, DeliveriesTable, EventsTable } from './schema.js';
 import { webhookCacheOf } from './webhook-cache.js';
 import { subscribersOf } from './webhooks.js';
 import { writesOf } from './write-batcher.js';
@@ -44,9 +45,6 @@ const toPublished = (row: Selectable<EventsTable>): PublishedEvent => ({
   createdAt: row.created_at,
   deliveries: row.delivery_count,
 });
-
-/** Rows per INSERT, well under SQLite's bound on statement variables. */
-const insertChunk = 200;
 
 export class EventStore {
   /** `firstAttemptDelayMs`: the retry schedule's first entry, the wait before a new delivery's first attempt. */
@@ -105,7 +103,7 @@ export class EventStore {
       delivery_count: webhookIds.length,
       created_at: createdAt,
     };
-    await tx.insertInto('events').values(event).execute();
+    await insertEvent(tx, event);
     const payload = JSON.stringify({ type: input.type, timestamp: createdAt, data: input.data });
     const firstAttemptAt = new Date(Date.parse(createdAt) + this.firstAttemptDelayMs).toISOString();
     const rows = webhookIds.map((webhookId) => ({
@@ -124,9 +122,10 @@ export class EventStore {
       created_at: createdAt,
       updated_at: createdAt,
     }));
-    for (let i = 0; i < rows.length; i += insertChunk) {
-      await tx.insertInto('deliveries').values(rows.slice(i, i + insertChunk)).execute();
-    }
+    for (const row of rows) await insertDelivery(tx, row);
     return { event: toPublished(event), replayed: false };
   }
 }
+
+const insertEvent = prepared((db, row: Insertable<EventsTable>) => db.insertInto('events').values(row));
+const insertDelivery = prepared((db, row: Insertable<DeliveriesTable>) => db.insertInto('deliveries').values(row));

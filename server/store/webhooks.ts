@@ -1,8 +1,9 @@
 // The webhooks of every tenant. Every query names the tenant, so one tenant can never reach another's rows.
 import { randomUUID } from 'node:crypto';
-import type { Kysely, Selectable } from 'kysely';
+import type { Insertable, Kysely, Selectable, Updateable } from 'kysely';
 import type { Webhook } from '../contract.js';
 import { isUniqueViolation, rowLimit } from './dialect.js';
+import { prepared } from './prepared.js';
 import type { Database, WebhooksTable } from './schema.js';
 import { type WebhookCache, webhookCacheOf } from './webhook-cache.js';
 import { writesOf } from './write-batcher.js';
@@ -128,6 +129,13 @@ function columns(input: WebhookInput) {
   };
 }
 
+const insertWebhook = prepared((db, row: Insertable<WebhooksTable>) => db.insertInto('webhooks').values(row));
+
+const replaceWebhook = prepared(
+  (db, { whereTenantId, whereId, ...set }: Updateable<WebhooksTable> & { whereTenantId: string; whereId: string }) =>
+    db.updateTable('webhooks').set(set).where('tenant_id', '=', whereTenantId).where('id', '=', whereId).returningAll(),
+);
+
 export interface Subscriber {
   id: string;
   events: string[];
@@ -184,7 +192,7 @@ export class WebhookStore {
     try {
       await writesOf(this.db).run((tx) => {
         this.cache?.changing();
-        return tx.insertInto('webhooks').values(row).execute();
+        return insertWebhook(tx, row);
       });
     } catch (error) {
       throw await this.explainConflict(error, tenantId, input.callbackUrlKey);
@@ -230,23 +238,20 @@ export class WebhookStore {
   /** Replaces the parameters (the secret only when one is given); undefined when there is no such webhook. */
   async replace(tenantId: string, id: string, input: WebhookInput, secret?: string): Promise<WebhookRecord | undefined> {
     try {
-      const row = await writesOf(this.db).run((tx) => {
+      const result = await writesOf(this.db).run((tx) => {
         this.cache?.changing();
-        return tx
-          .updateTable('webhooks')
-          .set({
-            ...columns(input),
-            // A secret set by update replaces the signing pair outright: a rotation's old secret stops too.
-            ...(secret ? { secret, previous_secret: null, previous_secret_expires_at: null } : {}),
-            // Enabling again is how a person answers an automatic disable: start afresh.
-            ...(input.enabled ? { disabled_reason: null, disabled_at: null, failing_since: null } : {}),
-            updated_at: new Date().toISOString(),
-          })
-          .where('tenant_id', '=', tenantId)
-          .where('id', '=', id)
-          .returningAll()
-          .executeTakeFirst();
+        return replaceWebhook(tx, {
+          ...columns(input),
+          // A secret set by update replaces the signing pair outright: a rotation's old secret stops too.
+          ...(secret ? { secret, previous_secret: null, previous_secret_expires_at: null } : {}),
+          // Enabling again is how a person answers an automatic disable: start afresh.
+          ...(input.enabled ? { disabled_reason: null, disabled_at: null, failing_since: null } : {}),
+          updated_at: new Date().toISOString(),
+          whereTenantId: tenantId,
+          whereId: id,
+        });
       });
+      const row = result.rows[0];
       return row && toRecord(row);
     } catch (error) {
       throw await this.explainConflict(error, tenantId, input.callbackUrlKey);

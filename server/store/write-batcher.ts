@@ -4,7 +4,7 @@
 // the commit is on disk (wal-sync.ts syncs the log off the event loop; batches committed during one sync share the
 // next): every answered write is durable, and one disk sync serves many.
 // PostgreSQL overlaps commits across its connections by itself, so there each write is its own transaction.
-import { type Kysely, sql, type Transaction } from 'kysely';
+import { CompiledQuery, type Kysely, type Transaction } from 'kysely';
 import { isPostgres } from './dialect.js';
 import type { Database } from './schema.js';
 import { type WalSync, walSyncOf } from './wal-sync.js';
@@ -20,6 +20,11 @@ interface Queued {
 
 /** Writes per transaction at most, so one batch cannot hold the connection for long. */
 const maxBatch = 100;
+
+// Compiled once: Kysely would build and compile each of these anew for every write.
+const savepoint = CompiledQuery.raw('savepoint write');
+const release = CompiledQuery.raw('release savepoint write');
+const rollback = CompiledQuery.raw('rollback to savepoint write');
 
 export class WriteBatcher {
   private queue: Queued[] = [];
@@ -61,13 +66,13 @@ export class WriteBatcher {
     try {
       await this.db.transaction().execute(async (tx) => {
         for (const { work } of batch) {
-          await sql`savepoint write`.execute(tx);
+          await tx.executeQuery(savepoint);
           try {
             outcomes.push({ ok: true, value: await work(tx) });
-            await sql`release savepoint write`.execute(tx);
+            await tx.executeQuery(release);
           } catch (error) {
-            await sql`rollback to savepoint write`.execute(tx);
-            await sql`release savepoint write`.execute(tx);
+            await tx.executeQuery(rollback);
+            await tx.executeQuery(release);
             outcomes.push({ ok: false, value: error });
           }
         }
