@@ -1,7 +1,7 @@
 // Deliveries (one message to one webhook) and their attempts. The deliveries table is also the worker's queue;
 // the test operation records its single attempt here too.
 import { randomUUID } from 'node:crypto';
-import { type Kysely, type Selectable, sql } from 'kysely';
+import { type Insertable, type Kysely, type Selectable, sql } from 'kysely';
 import type { Schemas } from '../contract.js';
 import { isPostgres, rowLimit } from './dialect.js';
 import { prepared } from './prepared.js';
@@ -96,26 +96,23 @@ export class DeliveryStore {
     const id = randomUUID();
     const at = attemptedAt.toISOString();
     await writesOf(this.db).run(async (tx) => {
-      await tx
-        .insertInto('deliveries')
-        .values({
-          id,
-          tenant_id: message.tenantId,
-          webhook_id: message.webhookId,
-          event_id: null,
-          event_type: message.eventType,
-          message_id: message.messageId,
-          payload: message.payload,
-          status: result.ok ? 'succeeded' : 'failed',
-          attempt_count: 1,
-          next_attempt_at: null,
-          lease_until: null,
-          lease_id: null,
-          created_at: at,
-          updated_at: new Date().toISOString(),
-        })
-        .execute();
-      await tx.insertInto('delivery_attempts').values(attemptRow(id, attemptedAt, result)).execute();
+      await insertDelivery(tx, {
+        id,
+        tenant_id: message.tenantId,
+        webhook_id: message.webhookId,
+        event_id: null,
+        event_type: message.eventType,
+        message_id: message.messageId,
+        payload: message.payload,
+        status: result.ok ? 'succeeded' : 'failed',
+        attempt_count: 1,
+        next_attempt_at: null,
+        lease_until: null,
+        lease_id: null,
+        created_at: at,
+        updated_at: new Date().toISOString(),
+      });
+      await insertAttempt(tx, attemptRow(id, attemptedAt, result));
     });
     return id;
   }
@@ -332,6 +329,13 @@ export class DeliveryStore {
     return exists ? 'in-flight' : undefined;
   }
 }
+
+/** One delivery row: a publish writes one per subscribed webhook, the test operation one for its attempt. */
+export const insertDelivery = prepared((db, row: Insertable<DeliveriesTable>) => db.insertInto('deliveries').values(row));
+
+const insertAttempt = prepared((db, row: Insertable<DeliveryAttemptsTable>) =>
+  db.insertInto('delivery_attempts').values(row),
+);
 
 /** The claim of `claimDue`: one statement (see there). */
 const claimDueQuery = prepared((db, { leaseUntil, leaseId, at, limit }: ClaimValues) =>

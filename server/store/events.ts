@@ -5,9 +5,10 @@ import { randomUUID } from 'node:crypto';
 import type { Insertable, Kysely, Selectable } from 'kysely';
 import { newMessageId } from '../delivery/signature.js';
 import { subscribesTo } from '../events/event-filter.js';
+import { insertDelivery } from './deliveries.js';
 import { isUniqueViolation } from './dialect.js';
 import { prepared } from './prepared.js';
-import type { Database, DeliveriesTable, EventsTable } from './schema.js';
+import type { Database, EventsTable } from './schema.js';
 import { webhookCacheOf } from './webhook-cache.js';
 import { subscribersOf } from './webhooks.js';
 import { writesOf } from './write-batcher.js';
@@ -128,4 +129,3 @@ export class EventStore {
 }
 
 const insertEvent = prepared((db, row: Insertable<EventsTable>) => db.insertInto('events').values(row));
-const insertDelivery = prepared((db, row: Insertable<DeliveriesTable>) => db.insertInto('deliveries').values(row));
