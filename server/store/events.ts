@@ -4,13 +4,12 @@ import { isDeepStrictEqual } from 'node:util';
 import { randomUUID } from 'node:crypto';
 import type { Insertable, Kysely, Selectable } from 'kysely';
 import { newMessageId } from '../delivery/signature.js';
-import { subscribesTo } from '../events/event-filter.js';
 import { insertDelivery } from './deliveries.js';
 import { isUniqueViolation } from './dialect.js';
 import { prepared } from './prepared.js';
 import type { Database, EventsTable } from './schema.js';
 import { webhookCacheOf } from './webhook-cache.js';
-import { subscribersOf } from './webhooks.js';
+import { subscribersTo } from './webhooks.js';
 import { writesOf } from './write-batcher.js';
 
 export const idempotencyWindowMs = 24 * 3_600_000;
@@ -91,9 +90,7 @@ export class EventStore {
       const replay = await this.replay(tx, tenantId, input);
       if (replay) return replay;
     }
-    const webhookIds = (await subscribersOf(tx, tenantId, webhookCacheOf(this.db)))
-      .filter((webhook) => subscribesTo(webhook.events, input.type))
-      .map((webhook) => webhook.id);
+    const webhookIds = await subscribersTo(tx, tenantId, input.type, webhookCacheOf(this.db));
     const createdAt = new Date().toISOString();
     const event = {
       id: randomUUID(),

@@ -2,6 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Insertable, Kysely, Selectable, Updateable } from 'kysely';
 import type { Webhook } from '../contract.js';
+import { subscribesTo } from '../events/event-filter.js';
 import { isUniqueViolation, rowLimit } from './dialect.js';
 import { prepared } from './prepared.js';
 import type { Database, WebhooksTable } from './schema.js';
@@ -136,20 +137,18 @@ const replaceWebhook = prepared(
     db.updateTable('webhooks').set(set).where('tenant_id', '=', whereTenantId).where('id', '=', whereId).returningAll(),
 );
 
-export interface Subscriber {
-  id: string;
-  events: string[];
-}
-
 /**
- * Enabled webhooks of a tenant with their event filters: the fan-out of a published event. `db` may be a
+ * The ids of a tenant's enabled webhooks whose event filters take `eventType`: the fan-out of a published event,
+ * in creation order. Kept per tenant and type, so a tenant with thousands of webhooks reads and filters them once,
+ * not at every publish (13.7 ms of the event loop per publish at 5,000 webhooks, measured before). `db` may be a
  * transaction; `cache` is then the cache of the handle that opened it.
  */
-export async function subscribersOf(
+export async function subscribersTo(
   db: Kysely<Database>,
   tenantId: string,
+  eventType: string,
   cache = webhookCacheOf(db),
-): Promise<readonly Subscriber[]> {
+): Promise<readonly string[]> {
   const load = async () => {
     const rows = await db
       .selectFrom('webhooks')
@@ -158,9 +157,9 @@ export async function subscribersOf(
       .where('enabled', '=', 1)
       .orderBy('seq')
       .execute();
-    return rows.map((row) => ({ id: row.id, events: JSON.parse(row.events) as string[] }));
+    return rows.filter((row) => subscribesTo(JSON.parse(row.events) as string[], eventType)).map((row) => row.id);
   };
-  return cache ? cache.read('subscribers', tenantId, load) : load();
+  return cache ? cache.read('subscribers', `${tenantId}\0${eventType}`, load) : load();
 }
 
 /**

@@ -2,7 +2,7 @@
 // that has changed. What this file pins, each on real SQLite files (and PostgreSQL when TEST_DATABASE_URL is set):
 //
 // - another connection's commit (another process: a worker, a second server) is seen by the very next read, through
-//   every cached read (get, list, getMany, subscribersOf): the WAL-index header and PRAGMA data_version path;
+//   every cached read (get, list, getMany, subscribersTo): the WAL-index header and PRAGMA data_version path;
 // - this handle's own writes are seen at once (data_version does not move for a connection's own commits, so only
 //   `changing()` covers them), including by a publish in the same write batch as a delete, which would otherwise
 //   fan out to a webhook that no longer exists;
@@ -17,7 +17,7 @@ import { type CompletedAttempt, DeliveryStore } from '../../server/store/deliver
 import { EventStore } from '../../server/store/events.js';
 import type { Database } from '../../server/store/schema.js';
 import { cacheLimits, maxCachedSubscribers, WebhookCache, webhookCacheOf } from '../../server/store/webhook-cache.js';
-import { type WebhookInput, WebhookStore, subscribersOf } from '../../server/store/webhooks.js';
+import { type WebhookInput, WebhookStore, subscribersTo } from '../../server/store/webhooks.js';
 import { type Backend, backends } from '../support/backends.js';
 
 const [sqlite, postgres] = backends as [Backend, Backend];
@@ -69,7 +69,10 @@ async function seenThrough(db: Kysely<Database>, tenantId: string, id: string) {
     getMany: shown(fromMany),
     getManySecret: fromMany?.secret,
     list: (await webhooks.list(tenantId, 10)).items.map(shown),
-    subscribers: await subscribersOf(db, tenantId),
+    subscribers: {
+      order: await subscribersTo(db, tenantId, 'order.created'),
+      invoice: await subscribersTo(db, tenantId, 'invoice.paid'),
+    },
   };
 }
 
@@ -87,7 +90,7 @@ async function readerSeesWriterChanges(writer: Kysely<Database>, reader: Kysely<
     get: first,
     getMany: first,
     list: [first],
-    subscribers: [{ id, events: ['order.*'] }],
+    subscribers: { order: [id], invoice: [] },
   });
 
   await writes.replace('t', id, hook(1, { description: 'second', events: ['invoice.*'] }), otherSecret);
@@ -99,7 +102,7 @@ async function readerSeesWriterChanges(writer: Kysely<Database>, reader: Kysely<
     getMany: second,
     getManySecret: otherSecret,
     list: [second],
-    subscribers: [{ id, events: ['invoice.*'] }],
+    subscribers: { order: [], invoice: [id] },
   });
 
   await writes.replace('t', id, hook(1, { description: 'second', events: ['invoice.*'], enabled: false }));
@@ -109,7 +112,7 @@ async function readerSeesWriterChanges(writer: Kysely<Database>, reader: Kysely<
     get: disabled,
     getMany: disabled,
     list: [disabled],
-    subscribers: [],
+    subscribers: { order: [], invoice: [] },
   });
 
   await writes.delete('t', id);
@@ -120,7 +123,7 @@ async function readerSeesWriterChanges(writer: Kysely<Database>, reader: Kysely<
     getMany: undefined,
     getManySecret: undefined,
     list: [],
-    subscribers: [],
+    subscribers: { order: [], invoice: [] },
   });
 
   // The reader has an empty list and no subscribers cached; a new webhook must appear in both.
@@ -131,7 +134,7 @@ async function readerSeesWriterChanges(writer: Kysely<Database>, reader: Kysely<
     get: shown,
     getMany: shown,
     list: [shown],
-    subscribers: [{ id: added.id, events: ['order.*'] }],
+    subscribers: { order: [added.id], invoice: [] },
   });
 }
 
@@ -158,7 +161,7 @@ describe('webhook cache on sqlite', () => {
         want: (id) => ({
           get: { id, description: 'first', enabled: true, events: ['order.*'] },
           list: [expect.anything(), expect.objectContaining({ id })],
-          subscribers: [expect.anything(), { id, events: ['order.*'] }],
+          subscribers: { order: [expect.anything(), id], invoice: [] },
         }),
       },
     ],
@@ -171,7 +174,7 @@ describe('webhook cache on sqlite', () => {
         },
         want: (id) => {
           const shown = { id, description: 'second', enabled: true, events: ['invoice.*'] };
-          return { get: shown, getMany: shown, list: [shown], subscribers: [{ id, events: ['invoice.*'] }] };
+          return { get: shown, getMany: shown, list: [shown], subscribers: { order: [], invoice: [id] } };
         },
       },
     ],
@@ -193,7 +196,7 @@ describe('webhook cache on sqlite', () => {
           await webhooks.delete('t', id);
           return id;
         },
-        want: () => ({ get: undefined, getMany: undefined, list: [], subscribers: [] }),
+        want: () => ({ get: undefined, getMany: undefined, list: [], subscribers: { order: [], invoice: [] } }),
       },
     ],
   ];
@@ -216,7 +219,7 @@ describe('webhook cache on sqlite', () => {
       const events = new EventStore(db);
       const doomed = await webhooks.create('t', hook(1), secret);
       const kept = await webhooks.create('t', hook(2), secret);
-      expect(await subscribersOf(db, 't')).toHaveLength(2); // cached now
+      expect(await subscribersTo(db, 't', 'order.created')).toHaveLength(2); // cached now
       // Issued in one turn, so the batcher runs them in one transaction: the delete first, then the publish, whose
       // fan-out reads the subscribers inside that transaction.
       const [deleted, published] = await Promise.all([
@@ -230,17 +233,42 @@ describe('webhook cache on sqlite', () => {
     });
   });
 
+  it("reads a big tenant's fan-out once per event type, not at every publish", async () => {
+    await withStore(sqlite, 1, async (db) => {
+      const webhooks = new WebhookStore(db);
+      // 150 webhooks: more than one fan-out entry may hold, but only one of them takes order events.
+      for (let i = 0; i < 150; i++) {
+        await webhooks.create('big', hook(i, { events: i === 0 ? ['order.*'] : ['invoice.*'] }), secret);
+      }
+      const cache = webhookCacheOf(db)!;
+      const loads: string[] = [];
+      const read = cache.read.bind(cache);
+      cache.read = (kind, key, load) =>
+        read(kind, key, kind === 'subscribers' ? () => (loads.push(key.split('\0')[1]!), load()) : load);
+      const events = new EventStore(db);
+      for (let i = 0; i < 5; i++) {
+        expect((await events.publish('big', { type: 'order.created', data: {} })).event.deliveries).toBe(1);
+      }
+      expect(loads).toEqual(['order.created']);
+      // 149 webhooks take invoices: too many to keep, so that fan-out is read each time, and is right each time.
+      for (let i = 0; i < 2; i++) {
+        expect((await events.publish('big', { type: 'invoice.paid', data: {} })).event.deliveries).toBe(149);
+      }
+      expect(loads).toEqual(['order.created', 'invoice.paid', 'invoice.paid']);
+    });
+  });
+
   it("never answers one tenant with another tenant's webhook it has cached", async () => {
     await withStore(sqlite, 1, async (db) => {
       const webhooks = new WebhookStore(db);
       const { id } = await webhooks.create('owner', hook(1), secret);
       expect(await webhooks.get('owner', id)).toMatchObject({ id, tenantId: 'owner' });
       expect((await webhooks.list('owner', 10)).items).toHaveLength(1);
-      expect(await subscribersOf(db, 'owner')).toHaveLength(1);
+      expect(await subscribersTo(db, 'owner', 'order.created')).toHaveLength(1);
       // All three are cached for the owner now; another tenant asking for the same things gets nothing.
       expect(await webhooks.get('intruder', id)).toBeUndefined();
       expect((await webhooks.list('intruder', 10)).items).toEqual([]);
-      expect(await subscribersOf(db, 'intruder')).toEqual([]);
+      expect(await subscribersTo(db, 'intruder', 'order.created')).toEqual([]);
     });
   });
 
@@ -268,7 +296,7 @@ describe('webhook cache on sqlite', () => {
         const { id } = await webhooks.create('t', hook(1), secret);
         await new EventStore(db).publish('t', { type: 'order.created', data: {} });
         const [claimed] = await deliveries.claimDue(10, 60_000);
-        expect(await seenThrough(db, 't', id)).toMatchObject({ get: { enabled: true }, subscribers: [{ id }] });
+        expect(await seenThrough(db, 't', id)).toMatchObject({ get: { enabled: true }, subscribers: { order: [id] } });
         const attempt: CompletedAttempt = {
           delivery: claimed!,
           attemptedAt: new Date(),
@@ -280,7 +308,7 @@ describe('webhook cache on sqlite', () => {
         const reason = disableWebhook ?? autoDisable.reason;
         const seen = await seenThrough(db, 't', id);
         expect(seen).toMatchObject({ get: { enabled: false }, getMany: { enabled: false }, list: [{ enabled: false }] });
-        expect(seen.subscribers).toEqual([]);
+        expect(seen.subscribers).toEqual({ order: [], invoice: [] });
         expect((await webhooks.get('t', id))?.disabledReason).toBe(reason);
       });
     });
@@ -317,7 +345,7 @@ describe('WebhookCache', () => {
     let loads = 0;
     const load = (length: number) => async () => {
       loads++;
-      return Array.from({ length }, (_, i) => ({ id: String(i), events: ['*'] }));
+      return Array.from({ length }, (_, i) => String(i));
     };
     await cache.read('subscribers', 'big', load(maxCachedSubscribers + 1));
     await cache.read('subscribers', 'big', load(maxCachedSubscribers + 1));
