@@ -46,6 +46,9 @@ const toPublished = (row: Selectable<EventsTable>): PublishedEvent => ({
   deliveries: row.delivery_count,
 });
 
+/** Rows per multi-row INSERT, well under SQLite's bound on statement variables. */
+const insertChunk = 200;
+
 export class EventStore {
   /** `firstAttemptDelayMs`: the retry schedule's first entry, the wait before a new delivery's first attempt. */
   constructor(
@@ -120,7 +123,14 @@ export class EventStore {
       created_at: createdAt,
       updated_at: createdAt,
     }));
-    for (const row of rows) await insertDelivery(tx, row);
+    // One subscriber (the common case) through the prepared insert; more in multi-row chunks, so a wide fan-out
+    // costs PostgreSQL a round trip per chunk, not per webhook.
+    if (rows.length === 1) await insertDelivery(tx, rows[0]!);
+    else {
+      for (let i = 0; i < rows.length; i += insertChunk) {
+        await tx.insertInto('deliveries').values(rows.slice(i, i + insertChunk)).execute();
+      }
+    }
     return { event: toPublished(event), replayed: false };
   }
 }
