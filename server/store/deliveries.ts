@@ -7,7 +7,7 @@ import { isPostgres, rowLimit } from './dialect.js';
 import { prepared } from './prepared.js';
 import type { Database, DeliveriesTable, DeliveryAttemptsTable, DeliveryStatus } from './schema.js';
 import { webhookCacheOf } from './webhook-cache.js';
-import { writesOf } from './write-batcher.js';
+import { inSavepoint, writesOf } from './write-batcher.js';
 
 type Delivery = Schemas['Delivery'];
 type DeliveryAttempt = Schemas['DeliveryAttempt'];
@@ -148,30 +148,15 @@ export class DeliveryStore {
         (item) => item.result.ok && item.next.status === 'succeeded' && seen.get(item.delivery.id) === 1,
       );
       const rest = batch.filter((item) => !successes.includes(item));
-      if (successes.length > 0) {
-        await sql`savepoint successes`.execute(tx);
-        try {
-          await this.recordSuccesses(tx, successes, now);
-          await sql`release savepoint successes`.execute(tx);
-        } catch {
-          // Why it failed shows below: the same outcomes, one at a time, fail alone and are reported.
-          await sql`rollback to savepoint successes`.execute(tx);
-          await sql`release savepoint successes`.execute(tx);
-          rest.push(...successes);
-        }
+      // If the bulk write fails, why shows below: the same outcomes, one at a time, fail alone and are reported.
+      if (successes.length > 0 && !(await inSavepoint(tx, () => this.recordSuccesses(tx, successes, now))).ok) {
+        rest.push(...successes);
       }
       for (const item of rest) {
         // One savepoint each: an outcome that cannot be written is lost alone (its lease runs out and it is sent
         // again), never taking the rest of the batch, other tenants' outcomes included, down with it.
-        await sql`savepoint outcome`.execute(tx);
-        try {
-          await this.recordOutcome(tx, item, now, cutoff, autoDisable.reason);
-          await sql`release savepoint outcome`.execute(tx);
-        } catch (error) {
-          await sql`rollback to savepoint outcome`.execute(tx);
-          await sql`release savepoint outcome`.execute(tx);
-          failed.push(error);
-        }
+        const recorded = await inSavepoint(tx, () => this.recordOutcome(tx, item, now, cutoff, autoDisable.reason));
+        if (!recorded.ok) failed.push(recorded.error);
       }
     });
     if (failed.length > 0) throw new AggregateError(failed, `${failed.length} delivery outcomes could not be recorded`);

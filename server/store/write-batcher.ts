@@ -26,6 +26,25 @@ const savepoint = CompiledQuery.raw('savepoint write');
 const release = CompiledQuery.raw('release savepoint write');
 const rollback = CompiledQuery.raw('rollback to savepoint write');
 
+export type Attempted<T> = { ok: true; value: T } | { ok: false; error: unknown };
+
+/**
+ * Runs `work` in a savepoint of the open transaction `tx`: if it throws, its writes are rolled back and the rest of
+ * the transaction stands. Savepoints nest (the most recent of a name is the one released or rolled back to).
+ */
+export async function inSavepoint<T>(tx: Kysely<Database>, work: () => Promise<T>): Promise<Attempted<T>> {
+  await tx.executeQuery(savepoint);
+  try {
+    const value = await work();
+    await tx.executeQuery(release);
+    return { ok: true, value };
+  } catch (error) {
+    await tx.executeQuery(rollback);
+    await tx.executeQuery(release);
+    return { ok: false, error };
+  }
+}
+
 export class WriteBatcher {
   private queue: Queued[] = [];
   private draining = false;
@@ -61,21 +80,11 @@ export class WriteBatcher {
   }
 
   private async commit(batch: Queued[]): Promise<void> {
-    const outcomes: { ok: boolean; value: unknown }[] = [];
+    const outcomes: Attempted<unknown>[] = [];
     const rejectAll = (error: unknown) => batch.forEach(({ reject }) => reject(error));
     try {
       await this.db.transaction().execute(async (tx) => {
-        for (const { work } of batch) {
-          await tx.executeQuery(savepoint);
-          try {
-            outcomes.push({ ok: true, value: await work(tx) });
-            await tx.executeQuery(release);
-          } catch (error) {
-            await tx.executeQuery(rollback);
-            await tx.executeQuery(release);
-            outcomes.push({ ok: false, value: error });
-          }
-        }
+        for (const { work } of batch) outcomes.push(await inSavepoint(tx, () => work(tx)));
       });
     } catch (error) {
       // The commit itself failed: nothing in the batch was written.
@@ -87,7 +96,7 @@ export class WriteBatcher {
       batch.forEach(({ resolve, reject }, i) => {
         const outcome = outcomes[i]!;
         if (outcome.ok) resolve(outcome.value);
-        else reject(outcome.value);
+        else reject(outcome.error);
       });
     if (!this.walSync) return answer();
     // Committed, but not yet on disk: nobody is answered before it is. The next batch does not wait for this
