@@ -1,11 +1,10 @@
 // Recording a batch of delivery outcomes: one outcome that cannot be written (its webhook was deleted mid-flight,
 // or PostgreSQL refuses its text) must not take the other outcomes of the batch, other tenants' included, with it.
 import { describe, expect, it } from 'vitest';
-import { migrateToLatest, openDatabase } from '../../server/store/database.js';
 import { type ClaimedDelivery, type CompletedAttempt, DeliveryStore } from '../../server/store/deliveries.js';
 import { EventStore } from '../../server/store/events.js';
 import { WebhookStore } from '../../server/store/webhooks.js';
-import { type Backend, backends } from '../support/backends.js';
+import { type Backend, backends, withMigratedStore } from '../support/backends.js';
 
 const secret = `whsec_${Buffer.alloc(32, 3).toString('base64')}`;
 const hook = (n: number) => ({
@@ -30,16 +29,10 @@ interface OutcomeStores {
 }
 
 /** A fresh, migrated store on `backend` for `test`, closed and removed afterwards. */
-async function withStores(backend: Backend, test: (stores: OutcomeStores) => Promise<void>): Promise<void> {
-  const store = await backend.setup();
-  const db = openDatabase(store);
-  try {
-    await migrateToLatest(db);
-    await test({ webhooks: new WebhookStore(db), deliveries: new DeliveryStore(db), events: new EventStore(db) });
-  } finally {
-    await db.destroy();
-    await store.cleanup();
-  }
+function withStores(backend: Backend, test: (stores: OutcomeStores) => Promise<void>): Promise<void> {
+  return withMigratedStore(backend, (db) =>
+    test({ webhooks: new WebhookStore(db), deliveries: new DeliveryStore(db), events: new EventStore(db) }),
+  );
 }
 
 for (const backend of backends) {

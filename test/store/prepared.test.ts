@@ -1,25 +1,12 @@
 // Queries compiled once and run with new values (server/store/prepared.ts), on both stores: every run binds its
 // own values, in every place a value appears, next to the query's own constants; a query whose fields differ is
 // compiled as a shape of its own; and a value used inside an expression (which would bind the stand-in) is refused.
-import type { Insertable, Kysely } from 'kysely';
+import type { Insertable } from 'kysely';
 import { describe, expect, it } from 'vitest';
-import { migrateToLatest, openDatabase } from '../../server/store/database.js';
 import { rowLimit } from '../../server/store/dialect.js';
 import { prepared } from '../../server/store/prepared.js';
-import type { ApiKeysTable, Database } from '../../server/store/schema.js';
-import { type Backend, backends } from '../support/backends.js';
-
-async function withDatabase(backend: Backend, test: (db: Kysely<Database>) => Promise<void>): Promise<void> {
-  const store = await backend.setup();
-  const db = openDatabase(store);
-  try {
-    await migrateToLatest(db);
-    await test(db);
-  } finally {
-    await db.destroy();
-    await store.cleanup();
-  }
-}
+import type { ApiKeysTable } from '../../server/store/schema.js';
+import { backends, withMigratedStore } from '../support/backends.js';
 
 const key = (n: number, tenant = 't'): Insertable<ApiKeysTable> => ({
   id: `key-${n}`,
@@ -50,7 +37,7 @@ const keysBefore = prepared((db, { tenant, before, limit }: { tenant: string; be
 for (const backend of backends) {
   describe.skipIf(!backend.available)(`prepared queries on ${backend.name}`, () => {
     it('binds each run its own values, wherever a value appears, and keeps the query its constants', async () => {
-      await withDatabase(backend, async (db) => {
+      await withMigratedStore(backend, async (db) => {
         for (let n = 1; n <= 5; n++) await insertKey(db, key(n));
         await insertKey(db, key(6, 'other'));
         const ids = async (values: { tenant: string; before: string; limit: number }) =>
@@ -72,7 +59,7 @@ for (const backend of backends) {
     });
 
     it('compiles a query with other fields as a shape of its own', async () => {
-      await withDatabase(backend, async (db) => {
+      await withMigratedStore(backend, async (db) => {
         await insertKey(db, key(1));
         await insertKey(db, key(2));
         const revoke = prepared((db, { id, ...set }: { id: string; revoked_at?: string; expires_at?: string }) =>
@@ -92,7 +79,7 @@ for (const backend of backends) {
     });
 
     it('refuses a value used inside an expression, which would bind the stand-in', async () => {
-      await withDatabase(backend, async (db) => {
+      await withMigratedStore(backend, async (db) => {
         const misused = prepared((db, { tenant }: { tenant: string }) =>
           db.selectFrom('api_keys').select('id').where('tenant_id', '=', `tenant-${tenant}`),
         );

@@ -1,10 +1,9 @@
 // A publish writes one delivery per subscribed webhook: one through the prepared single-row insert, more in
 // multi-row chunks of 200. Both paths, on both stores, must write exactly the deliveries the fan-out names.
 import { describe, expect, it } from 'vitest';
-import { migrateToLatest, openDatabase } from '../../server/store/database.js';
 import { EventStore } from '../../server/store/events.js';
 import { WebhookStore } from '../../server/store/webhooks.js';
-import { backends } from '../support/backends.js';
+import { backends, withMigratedStore } from '../support/backends.js';
 
 const secret = `whsec_${Buffer.alloc(32, 9).toString('base64')}`;
 const hook = (n: number, events: string[]) => {
@@ -15,10 +14,7 @@ const hook = (n: number, events: string[]) => {
 for (const backend of backends) {
   describe.skipIf(!backend.available)(`publish fan-out on ${backend.name}`, () => {
     it('writes one delivery per subscribed webhook, for one subscriber and across several insert chunks', async () => {
-      const store = await backend.setup();
-      const db = openDatabase(store);
-      try {
-        await migrateToLatest(db);
+      await withMigratedStore(backend, async (db) => {
         const webhooks = new WebhookStore(db);
         const wide: string[] = [];
         for (let i = 0; i < 450; i++) wide.push((await webhooks.create('wide', hook(i, ['order.*']), secret)).id);
@@ -39,10 +35,7 @@ for (const backend of backends) {
         expect(of(many.event.id).map((row) => row.webhook_id).sort()).toEqual([...wide].sort());
         expect(new Set(rows.map((row) => row.message_id)).size).toBe(451);
         expect(new Set(rows.map((row) => row.status))).toEqual(new Set(['pending']));
-      } finally {
-        await db.destroy();
-        await store.cleanup();
-      }
+      });
     }, 60_000);
   });
 }

@@ -18,7 +18,7 @@ import { describe, expect, it } from 'vitest';
 import { migrateToLatest, openDatabase, storeIsReachable } from '../../server/store/database.js';
 import { WalSync, walSyncOf } from '../../server/store/wal-sync.js';
 import { WebhookStore } from '../../server/store/webhooks.js';
-import { type Backend, backends } from '../support/backends.js';
+import { type Backend, backends, withMigratedStore } from '../support/backends.js';
 
 const [sqlite, postgres] = backends as [Backend, Backend];
 const pbkdf2Async = promisify(pbkdf2);
@@ -106,10 +106,7 @@ function openFilesIn(dir: string): string[] {
 
 describe('the log sync and the shared thread pool', () => {
   it("answers a write while libuv's thread pool is busy (slow DNS lookups of callback hosts use it)", async () => {
-    const store = await sqlite.setup();
-    const db = openDatabase(store);
-    try {
-      await migrateToLatest(db);
+    await withMigratedStore(sqlite, async (db) => {
       const webhooks = new WebhookStore(db);
       await webhooks.create('t', hook, secret); // the sync thread is up
       // Fill every slot of the pool with long work, as hanging dns.lookup calls would.
@@ -124,10 +121,7 @@ describe('the log sync and the shared thread pool', () => {
       // Answered (so synced) before any of the pool's work ended.
       expect(poolWorkDone).toBe(false);
       await poolWork;
-    } finally {
-      await db.destroy();
-      await store.cleanup();
-    }
+    });
   }, 60_000);
 });
 

@@ -7,7 +7,7 @@ import { migrateToLatest, openDatabase } from '../../server/store/database.js';
 import { DeliveryStore } from '../../server/store/deliveries.js';
 import { EventStore } from '../../server/store/events.js';
 import { WebhookStore, DuplicateCallbackUrlError } from '../../server/store/webhooks.js';
-import { backends } from '../support/backends.js';
+import { backends, withMigratedStore } from '../support/backends.js';
 
 const input = (n: number) => ({
   callbackUrl: `https://batch${n}.example.com/h`,
@@ -20,10 +20,7 @@ const input = (n: number) => ({
 for (const backend of backends) {
   describe.skipIf(!backend.available)(`writes grouped on ${backend.name}`, () => {
     it('commits the good writes of a batch and fails only the bad one', async () => {
-      const store = await backend.setup();
-      const db = openDatabase(store);
-      try {
-        await migrateToLatest(db);
+      await withMigratedStore(backend, async (db) => {
         const webhooks = new WebhookStore(db);
         const secret = `whsec_${Buffer.alloc(32, 1).toString('base64')}`;
         // Issued in one turn of the event loop, so on SQLite they share one transaction; #2 repeats #1's URL.
@@ -40,10 +37,7 @@ for (const backend of backends) {
         );
         const page = await webhooks.list('t', 10);
         expect(page.items.map((w) => w.callbackUrl).sort()).toEqual([1, 2, 3].map((n) => input(n).callbackUrl));
-      } finally {
-        await db.destroy();
-        await store.cleanup();
-      }
+      });
     });
   });
 }

@@ -3,7 +3,10 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Kysely } from 'kysely';
 import pg from 'pg';
+import { migrateToLatest, openDatabase } from '../../server/store/database.js';
+import type { Database } from '../../server/store/schema.js';
 
 export interface StoreSetup {
   dataDir: string;
@@ -53,3 +56,19 @@ export const backends: Backend[] = [
   { name: 'sqlite', available: true, setup: sqlite },
   { name: 'postgres', available: Boolean(postgresUrl), setup: postgres },
 ];
+
+/** Runs `test` on a fresh, migrated store on `backend`, and closes and removes the store afterwards. */
+export async function withMigratedStore(
+  backend: Backend,
+  test: (db: Kysely<Database>, store: StoreSetup) => Promise<void>,
+): Promise<void> {
+  const store = await backend.setup();
+  const db = openDatabase(store);
+  try {
+    await migrateToLatest(db);
+    await test(db, store);
+  } finally {
+    await db.destroy();
+    await store.cleanup();
+  }
+}
