@@ -103,6 +103,22 @@ describe('secrets and message ids', () => {
     expect(generateSecret()).not.toBe(secret);
   });
 
+  it('secrets stay distinct and full length across many refills of the random pool they are drawn from', () => {
+    // 500 secrets and 500 message ids are 24,000 random bytes: the pool (2,048 bytes) is refilled a dozen times.
+    const secrets = new Set<string>();
+    for (let i = 0; i < 500; i++) {
+      secrets.add(generateSecret());
+      newMessageId();
+    }
+    expect(secrets.size).toBe(500);
+    for (const secret of secrets) {
+      const bytes = Buffer.from(secret.slice('whsec_'.length), 'base64');
+      expect(bytes).toHaveLength(32);
+      // 32 random bytes hold 8 zero bytes in a row with a chance of about 2^-64 per secret.
+      expect(bytes.includes(Buffer.alloc(8))).toBe(false);
+    }
+  });
+
   it('message ids start with msg_ and do not repeat', () => {
     const ids = new Set(Array.from({ length: 1000 }, newMessageId));
     expect(ids.size).toBe(1000);
