@@ -1,7 +1,8 @@
 // API keys: opaque bearer tokens `whk_…`, each bound to one tenant and a set of permissions. Only a SHA-256
 // of the token is stored (the tokens are 256 random bits, so a slow hash would add nothing).
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { Kysely, Selectable } from 'kysely';
+import { newRowId } from './row-ids.js';
 import type { ApiKeysTable, Database } from './schema.js';
 import { writesOf } from './write-batcher.js';
 
@@ -38,7 +39,7 @@ export class ApiKeyStore {
   async create(tenant: string, permissions: string[], expiresAt?: Date): Promise<ApiKey & { token: string }> {
     const token = apiKeyPrefix + randomBytes(32).toString('base64url');
     const row = {
-      id: randomUUID(),
+      id: newRowId(),
       tenant_id: tenant,
       token_hash: hashToken(token),
       token_prefix: token.slice(0, 12),

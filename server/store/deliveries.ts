@@ -5,6 +5,7 @@ import { type Insertable, type Kysely, type Selectable, sql } from 'kysely';
 import type { Schemas } from '../contract.js';
 import { isPostgres, rowLimit } from './dialect.js';
 import { prepared } from './prepared.js';
+import { newRowId } from './row-ids.js';
 import type { Database, DeliveriesTable, DeliveryAttemptsTable, DeliveryStatus } from './schema.js';
 import { webhookCacheOf } from './webhook-cache.js';
 import { inSavepoint, writesOf } from './write-batcher.js';
@@ -93,7 +94,7 @@ export class DeliveryStore {
 
   /** Records a delivery that was attempted once, right away (the test operation): the delivery and its attempt. */
   async recordSingleAttempt(message: SentMessage, attemptedAt: Date, result: AttemptResult): Promise<string> {
-    const id = randomUUID();
+    const id = newRowId();
     const at = attemptedAt.toISOString();
     await writesOf(this.db).run(async (tx) => {
       await insertDelivery(tx, {

@@ -1,12 +1,12 @@
 // Publishing: the event and one delivery per subscribed webhook are written in one transaction, so an answered
 // publish is never half done. An idempotency key seen in the last 24 hours answers the first event instead.
 import { isDeepStrictEqual } from 'node:util';
-import { randomUUID } from 'node:crypto';
 import type { Insertable, Kysely, Selectable } from 'kysely';
 import { newMessageId } from '../delivery/signature.js';
 import { insertDelivery } from './deliveries.js';
 import { isUniqueViolation } from './dialect.js';
 import { prepared } from './prepared.js';
+import { newRowId } from './row-ids.js';
 import type { Database, EventsTable } from './schema.js';
 import { webhookCacheOf } from './webhook-cache.js';
 import { subscribersTo } from './webhooks.js';
@@ -96,7 +96,7 @@ export class EventStore {
     const webhookIds = await subscribersTo(tx, tenantId, input.type, webhookCacheOf(this.db));
     const createdAt = new Date().toISOString();
     const event = {
-      id: randomUUID(),
+      id: newRowId(),
       tenant_id: tenantId,
       type: input.type,
       data: JSON.stringify(input.data),
@@ -108,7 +108,7 @@ export class EventStore {
     const payload = JSON.stringify({ type: input.type, timestamp: createdAt, data: input.data });
     const firstAttemptAt = new Date(Date.parse(createdAt) + this.firstAttemptDelayMs).toISOString();
     const rows = webhookIds.map((webhookId) => ({
-      id: randomUUID(),
+      id: newRowId(),
       tenant_id: tenantId,
       webhook_id: webhookId,
       event_id: event.id,

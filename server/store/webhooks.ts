@@ -1,10 +1,10 @@
 // The webhooks of every tenant. Every query names the tenant, so one tenant can never reach another's rows.
-import { randomUUID } from 'node:crypto';
 import type { Insertable, Kysely, Selectable, Updateable } from 'kysely';
 import type { Webhook } from '../contract.js';
 import { subscribesTo } from '../events/event-filter.js';
 import { isUniqueViolation, rowLimit } from './dialect.js';
 import { prepared } from './prepared.js';
+import { newRowId } from './row-ids.js';
 import type { Database, WebhooksTable } from './schema.js';
 import { type WebhookCache, webhookCacheOf } from './webhook-cache.js';
 import { writesOf } from './write-batcher.js';
@@ -176,7 +176,7 @@ export class WebhookStore {
   async create(tenantId: string, input: WebhookInput, secret: string): Promise<WebhookRecord> {
     const now = new Date().toISOString();
     const row = {
-      id: randomUUID(),
+      id: newRowId(),
       tenant_id: tenantId,
       ...columns(input),
       secret,
