@@ -7,7 +7,9 @@
 //   uncommitted outlives it (reads inside the transaction see it; reads outside wait for the connection);
 // - other processes' commits (a `webhooks-api worker` disabling a webhook, a second server on the same file) are
 //   seen through SQLite's `PRAGMA data_version`, asked only when the WAL-index header shows a commit
-//   (sqlite-changes.ts), on every read: a read sees every commit made before it;
+//   (sqlite-changes.ts), after each read is asked for: a read sees every commit made before it. The API's reads
+//   (`readChecked`) share one check per turn of the event loop: the requests read from their sockets in one turn
+//   ask during it, and the check runs after all of them, at the turn's end;
 // - a read stores what it found only if nothing was invalidated while it ran.
 //
 // PostgreSQL is shared by many processes with no cheap change signal, so there the store reads every time.
@@ -47,7 +49,39 @@ export class WebhookCache {
 
   /** The cached answer for `key`, or what `load` reads (kept unless a write happened meanwhile). */
   async read<T>(kind: CacheKind, key: string, load: () => Promise<T>): Promise<T> {
-    const map = this.fresh()[kind];
+    return this.answer(this.fresh()[kind], kind, key, load);
+  }
+
+  /**
+   * `read`, with other processes' commits checked for once per turn of the event loop for every read asked in it,
+   * instead of once per read: the check is a system call, and it cost a cached read about 10 µs of its CPU on the
+   * bench's machine (docs/performance.md). The answer waits for the turn's check phase (`setImmediate`), so use it
+   * only outside a transaction, where nothing waits on it. Every read still sees every commit made before it was
+   * asked for: the check runs after the ask.
+   */
+  async readChecked<T>(kind: CacheKind, key: string, load: () => Promise<T>): Promise<T> {
+    await this.checkThisTurn();
+    return this.answer(this.entries[kind], kind, key, load);
+  }
+
+  private turnCheck: Promise<void> | undefined;
+
+  private checkThisTurn(): Promise<void> {
+    this.turnCheck ??= new Promise<void>((resolve, reject) =>
+      setImmediate(() => {
+        this.turnCheck = undefined;
+        try {
+          this.fresh();
+          resolve();
+        } catch (error) {
+          reject(error);
+        }
+      }),
+    );
+    return this.turnCheck;
+  }
+
+  private async answer<T>(map: Map<string, unknown>, kind: CacheKind, key: string, load: () => Promise<T>) {
     if (map.has(key)) return map.get(key) as T;
     const generation = this.generation;
     const value = await load();

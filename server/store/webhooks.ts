@@ -202,7 +202,7 @@ export class WebhookStore {
   async get(tenantId: string, id: string): Promise<WebhookRecord | undefined> {
     // Read (and cached) by id alone, as the worker reads webhooks without a tenant; the tenant is checked here.
     const load = () => this.loadById(id);
-    const record = await (this.cache ? this.cache.read('webhook', id, load) : load());
+    const record = await (this.cache ? this.cache.readChecked('webhook', id, load) : load());
     return record?.tenantId === tenantId ? record : undefined;
   }
 
@@ -214,7 +214,9 @@ export class WebhookStore {
   /** A page of the tenant's webhooks as callers see them (no secrets read). */
   async list(tenantId: string, limit: number, afterSeq = 0): Promise<WebhookPage> {
     if (!this.cache) return this.loadPage(tenantId, limit, afterSeq);
-    return this.cache.read('page', `${tenantId}\0${limit}\0${afterSeq}`, () => this.loadPage(tenantId, limit, afterSeq));
+    return this.cache.readChecked('page', `${tenantId}\0${limit}\0${afterSeq}`, () =>
+      this.loadPage(tenantId, limit, afterSeq),
+    );
   }
 
   private async loadPage(tenantId: string, limit: number, afterSeq: number): Promise<WebhookPage> {

@@ -329,6 +329,20 @@ describe('WebhookCache', () => {
     return { cache, loads, read, otherConnectionCommits: () => dataVersion++ };
   }
 
+  it('checks for other connections\' commits once per event-loop turn for the API reads asked in it, after them', async () => {
+    let dataVersion = 1;
+    let checks = 0;
+    const cache = new WebhookCache(() => (checks++, dataVersion));
+    const value = (v: string) => async () => v;
+    expect(await cache.readChecked('webhook', 'w', value('before'))).toBe('before');
+    checks = 0;
+    const asked = [cache.readChecked('webhook', 'w', value('after')), cache.readChecked('page', 'p', value('page'))];
+    dataVersion++; // another connection commits after those asks, before the last one, in the same turn
+    asked.push(cache.readChecked('webhook', 'w', value('after')));
+    expect(await Promise.all(asked)).toEqual(['after', 'page', 'after']);
+    expect(checks).toBe(1);
+  });
+
   it(`keeps at most ${cacheLimits.page} pages, dropping the oldest first`, async () => {
     const { read, loads } = cacheWithCountingLoader();
     const keys = Array.from({ length: cacheLimits.page + 1 }, (_, i) => `page ${i}`);
