@@ -126,7 +126,11 @@ export class DeliveryStore {
   async claimDue(limit: number, leaseMs: number, now = new Date()): Promise<ClaimedDelivery[]> {
     const at = now.toISOString();
     const lease = { leaseUntil: new Date(now.getTime() + leaseMs).toISOString(), leaseId: randomUUID() };
-    const { rows } = await writesOf(this.db).run((tx) => claimDueQuery(tx, { ...lease, at, limit }));
+    const { rows } = await writesOf(this.db).run(
+      (tx) => claimDueQuery(tx, { ...lease, at, limit }),
+      // An update that returns no row changed none.
+      (result) => result.rows.length === 0,
+    );
     return rows as ClaimedDelivery[];
   }
 

@@ -117,6 +117,15 @@ export class WalSync {
     return this.queued;
   }
 
+  /**
+   * Resolves once every sync asked for so far has ended, at once when none is under way: for a commit that wrote
+   * nothing, whose answer may still show what earlier commits wrote.
+   */
+  settled(): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    return this.queued ?? this.running ?? Promise.resolve();
+  }
+
   /** Closes the descriptor once the syncs under way have ended (never under a sync: the number could be reused). */
   close(): void {
     this.closed = true;

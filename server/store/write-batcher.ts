@@ -2,7 +2,9 @@
 // transaction machinery once per write. The batcher runs the writes that arrive in one turn of the event loop in
 // one transaction, each inside its own savepoint (one failing write rolls back alone), and answers them all once
 // the commit is on disk (wal-sync.ts syncs the log off the event loop; batches committed during one sync share the
-// next): every answered write is durable, and one disk sync serves many.
+// next): every answered write is durable, and one disk sync serves many. A batch whose writes all say they changed
+// nothing (the delivery worker's claim of an empty queue, four times a second on an idle service) asks for no sync
+// of its own: each sync is a cache flush of the disk, even of a log with nothing new in it.
 // PostgreSQL overlaps commits across its connections by itself, so there each write is its own transaction.
 import { CompiledQuery, type Kysely, type Transaction } from 'kysely';
 import { isPostgres } from './dialect.js';
@@ -14,6 +16,7 @@ export type WriteWork<T> = (tx: Transaction<Database>) => Promise<T>;
 
 interface Queued {
   work: WriteWork<unknown>;
+  changedNothing?: (value: unknown) => boolean;
   resolve(value: unknown): void;
   reject(reason: unknown): void;
 }
@@ -58,13 +61,22 @@ export class WriteBatcher {
     this.walSync = walSyncOf(db);
   }
 
-  /** Runs `work` in a transaction (shared with other writes on SQLite) and resolves once it is committed. */
-  run<T>(work: WriteWork<T>): Promise<T> {
+  /**
+   * Runs `work` in a transaction (shared with other writes on SQLite) and resolves once it is committed.
+   * `changedNothing`, given what the work answered, says it changed no row: then its answer waits only for the log
+   * syncs already under way, not for one of its own.
+   */
+  run<T>(work: WriteWork<T>, changedNothing?: (value: T) => boolean): Promise<T> {
     // A store opened on a transaction (a caller grouping writes itself) writes straight into it.
     if (this.db.isTransaction) return work(this.db as Transaction<Database>);
     if (!this.grouped) return this.db.transaction().execute(work);
     return new Promise<T>((resolve, reject) => {
-      this.queue.push({ work, resolve: resolve as (value: unknown) => void, reject });
+      this.queue.push({
+        work,
+        ...(changedNothing ? { changedNothing: changedNothing as (value: unknown) => boolean } : {}),
+        resolve: resolve as (value: unknown) => void,
+        reject,
+      });
       if (!this.draining) {
         this.draining = true;
         // Wait out this turn of the event loop: the writes of the other requests in it join the batch.
@@ -100,8 +112,13 @@ export class WriteBatcher {
       });
     if (!this.walSync) return answer();
     // Committed, but not yet on disk: nobody is answered before it is. The next batch does not wait for this
-    // sync; its own sync comes after it and covers it.
-    this.walSync.sync().then(answer, rejectAll);
+    // sync; its own sync comes after it and covers it. A batch that changed nothing waits only for the syncs under
+    // way, as what it answers may have been read from a commit they cover.
+    const changedNothing = batch.every(({ changedNothing }, i) => {
+      const outcome = outcomes[i]!;
+      return outcome.ok && changedNothing?.(outcome.value) === true;
+    });
+    (changedNothing ? this.walSync.settled() : this.walSync.sync()).then(answer, rejectAll);
   }
 }
 

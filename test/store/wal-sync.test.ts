@@ -6,6 +6,8 @@
 //   the caller's commit reached the log), so a burst of commits costs two syncs, not one each;
 // - the store really runs with synchronous=NORMAL, syncs the WAL before answering a write, and closes the WAL file
 //   it keeps open when the store is destroyed;
+// - a batch that changed nothing (the worker's claim of an empty queue) asks for no sync (each is a disk cache
+//   flush), but is answered only after the syncs already under way;
 // - PostgreSQL has no WAL sync of ours (its commits are durable when they return).
 import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { pbkdf2 } from 'node:crypto';
@@ -16,6 +18,8 @@ import SQLite from 'better-sqlite3';
 import { sql } from 'kysely';
 import { describe, expect, it } from 'vitest';
 import { migrateToLatest, openDatabase, storeIsReachable } from '../../server/store/database.js';
+import { DeliveryStore } from '../../server/store/deliveries.js';
+import { EventStore } from '../../server/store/events.js';
 import { WalSync, walSyncOf } from '../../server/store/wal-sync.js';
 import { WebhookStore } from '../../server/store/webhooks.js';
 import { type Backend, backends, withMigratedStore } from '../support/backends.js';
@@ -84,6 +88,25 @@ describe('WalSync', () => {
       await second;
       expect(thirdState.settled()).toBe(false);
       await third;
+    } finally {
+      cleanup();
+    }
+  });
+
+  it('settles a caller that wrote nothing after every sync already asked for, at once when none runs', async () => {
+    const { walSync, cleanup } = walSyncOnTempFile();
+    try {
+      const first = walSync.sync();
+      const second = walSync.sync();
+      const settled = tracked(walSync.settled());
+      await first;
+      expect(settled.settled()).toBe(false); // the queued sync has not ended yet
+      await second;
+      await Promise.resolve();
+      expect(settled.settled()).toBe(true);
+      const idle = tracked(walSync.settled());
+      await Promise.resolve();
+      expect(idle.settled()).toBe(true);
     } finally {
       cleanup();
     }
@@ -216,6 +239,25 @@ describe('the embedded store', () => {
       await db.destroy();
       await store.cleanup();
     }
+  });
+
+  it('asks for no sync for a batch that changed nothing (an empty claim), but waits for the syncs under way', async () => {
+    await withMigratedStore(sqlite, async (db) => {
+      const walSync = walSyncOf(db)!;
+      const calls: string[] = [];
+      const realSync = walSync.sync.bind(walSync);
+      const realSettled = walSync.settled.bind(walSync);
+      walSync.sync = () => (calls.push('sync'), realSync());
+      walSync.settled = () => (calls.push('settled'), realSettled());
+      await new WebhookStore(db).create('t', hook, secret);
+      expect(calls).toEqual(['sync']);
+      // The delivery worker's claim of an empty queue: four times a second on an idle service.
+      const deliveries = new DeliveryStore(db);
+      for (let i = 0; i < 3; i++) expect(await deliveries.claimDue(10, 60_000)).toEqual([]);
+      expect(calls).toEqual(['sync', 'settled', 'settled', 'settled']);
+      await new EventStore(db).publish('t', { type: 'order.created', data: {} });
+      expect(calls.at(-1)).toBe('sync');
+    });
   });
 
   it.skipIf(!existsSync('/proc/self/fd'))('closes the WAL file it keeps open when destroyed', async () => {
