@@ -241,7 +241,7 @@ describe('the embedded store', () => {
     }
   });
 
-  it('asks for no sync for a batch that changed nothing (an empty claim), but waits for the syncs under way', async () => {
+  it('asks for no sync for a batch that changed nothing (an empty claim), but waits for syncs under way', async () => {
     await withMigratedStore(sqlite, async (db) => {
       const walSync = walSyncOf(db)!;
       const calls: string[] = [];
