@@ -3,13 +3,10 @@
 import { describe, expect, it } from 'vitest';
 import { EventStore } from '../../server/store/events.js';
 import { WebhookStore } from '../../server/store/webhooks.js';
-import { backends, withMigratedStore } from '../support/backends.js';
+import { backends, webhookInput, withMigratedStore } from '../support/backends.js';
 
 const secret = `whsec_${Buffer.alloc(32, 9).toString('base64')}`;
-const hook = (n: number, events: string[]) => {
-  const url = `https://fanout${n}.example.com/h`;
-  return { callbackUrl: url, callbackUrlKey: url, events, enabled: true, headers: {} };
-};
+const hook = (n: number, events: string[]) => webhookInput(`fanout${n}`, { events });
 
 for (const backend of backends) {
   describe.skipIf(!backend.available)(`publish fan-out on ${backend.name}`, () => {

@@ -15,6 +15,7 @@ import { type CompletedAttempt, DeliveryStore } from '../../server/store/deliver
 import { EventStore } from '../../server/store/events.js';
 import type { Database } from '../../server/store/schema.js';
 import { WebhookStore } from '../../server/store/webhooks.js';
+import { webhookInput } from '../support/backends.js';
 
 const secret = `whsec_${Buffer.alloc(32, 5).toString('base64')}`;
 
@@ -68,10 +69,7 @@ function bareLimitsIn(executed: Executed[]): string[] {
   return [...new Set(executed.map(({ sql }) => sql).filter((sql) => /\blimit\s+\?/i.test(sql)))];
 }
 
-const hook = (n: number, enabled = true) => {
-  const url = `https://hook${n}.example.com/h`;
-  return { callbackUrl: url, callbackUrlKey: url, events: ['order.*'], enabled, headers: {} };
-};
+const hook = (n: number, enabled = true) => webhookInput(`hook${n}`, { enabled });
 
 describe('query plans and statements on SQLite', () => {
   let dir: string;
@@ -93,13 +91,9 @@ describe('query plans and statements on SQLite', () => {
     const webhooks = new WebhookStore(db);
     // Other tenants' webhooks, some disabled: the claim must not look at them one by one.
     for (let i = 0; i < 20; i++) {
-      const url = `https://other${i}.example.com/h`;
-      const input = { callbackUrl: url, callbackUrlKey: url, events: ['*'], enabled: i % 2 === 0, headers: {} };
-      await webhooks.create(`other-${i}`, input, secret);
+      await webhooks.create(`other-${i}`, webhookInput(`other${i}`, { events: ['*'], enabled: i % 2 === 0 }), secret);
     }
-    const url = 'https://receiver.example.com/h';
-    const subscribed = { callbackUrl: url, callbackUrlKey: url, events: ['order.*'], enabled: true, headers: {} };
-    await webhooks.create('t', subscribed, secret);
+    await webhooks.create('t', webhookInput('receiver'), secret);
     const events = new EventStore(db);
     const deliveries = new DeliveryStore(db);
     executed.length = 0;

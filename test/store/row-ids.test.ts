@@ -5,13 +5,10 @@ import { validate, version } from 'uuid';
 import { ApiKeyStore } from '../../server/store/api-keys.js';
 import { EventStore } from '../../server/store/events.js';
 import { WebhookStore } from '../../server/store/webhooks.js';
-import { backends, withMigratedStore } from '../support/backends.js';
+import { backends, webhookInput, withMigratedStore } from '../support/backends.js';
 
 const secret = `whsec_${Buffer.alloc(32, 7).toString('base64')}`;
-const hook = (n: number) => {
-  const url = `https://ids${n}.example.com/h`;
-  return { callbackUrl: url, callbackUrlKey: url, events: ['order.*'], enabled: true, headers: {} };
-};
+const hook = (n: number) => webhookInput(`ids${n}`);
 
 const isV7 = (id: string) => validate(id) && version(id) === 7;
 /** The millisecond in a UUIDv7: its first 48 bits. Ids made later must not carry an earlier one. */

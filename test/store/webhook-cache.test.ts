@@ -18,21 +18,14 @@ import { EventStore } from '../../server/store/events.js';
 import type { Database } from '../../server/store/schema.js';
 import { cacheLimits, maxCachedSubscribers, WebhookCache, webhookCacheOf } from '../../server/store/webhook-cache.js';
 import { type WebhookInput, WebhookStore, subscribersTo } from '../../server/store/webhooks.js';
-import { type Backend, backends } from '../support/backends.js';
+import { type Backend, backends, webhookInput } from '../support/backends.js';
 
 const [sqlite, postgres] = backends as [Backend, Backend];
 
 const secret = `whsec_${Buffer.alloc(32, 5).toString('base64')}`;
 const otherSecret = `whsec_${Buffer.alloc(32, 6).toString('base64')}`;
-const hook = (n: number, change: Partial<WebhookInput> = {}): WebhookInput => ({
-  callbackUrl: `https://cache${n}.example.com/h`,
-  callbackUrlKey: `https://cache${n}.example.com/h`,
-  events: ['order.*'],
-  description: 'first',
-  enabled: true,
-  headers: {},
-  ...change,
-});
+const hook = (n: number, change: Partial<WebhookInput> = {}): WebhookInput =>
+  webhookInput(`cache${n}`, { description: 'first', ...change });
 
 /** No wait at all: every read looks for other connections' commits. */
 const noWait = async () => {};

@@ -7,6 +7,7 @@ import type { Kysely } from 'kysely';
 import pg from 'pg';
 import { migrateToLatest, openDatabase } from '../../server/store/database.js';
 import type { Database } from '../../server/store/schema.js';
+import type { WebhookInput } from '../../server/store/webhooks.js';
 
 export interface StoreSetup {
   dataDir: string;
@@ -71,4 +72,13 @@ export async function withMigratedStore(
     await db.destroy();
     await store.cleanup();
   }
+}
+
+/**
+ * What `WebhookStore.create` takes, with a callback URL of its own per `host` (`https://<host>.example.com/h`),
+ * for `order.*`, enabled; `change` overrides any field.
+ */
+export function webhookInput(host: string, change: Partial<WebhookInput> = {}): WebhookInput {
+  const url = `https://${host}.example.com/h`;
+  return { callbackUrl: url, callbackUrlKey: url, events: ['order.*'], enabled: true, headers: {}, ...change };
 }
