@@ -211,6 +211,43 @@ describe('the embedded store', () => {
     }
   });
 
+  it('keeps savepoint journals in memory, not in temp files', async () => {
+    // The write batcher runs each write in a savepoint, and SQLite journals the pages a savepoint changes. Past 64 KiB
+    // (a batch of publishes gets there) that journal spills, with better-sqlite3's default (TEMP_STORE=1), into a
+    // temp file opened, unlinked and written in that transaction: system calls this machine makes dear
+    // (docs/performance.md, fifth round).
+    const store = await sqlite.setup();
+    const db = openDatabase(store);
+    const tempFilesOpen = () =>
+      readdirSync('/proc/self/fd').filter((fd) => {
+        try {
+          return readlinkSync(`/proc/self/fd/${fd}`).includes('etilqs_');
+        } catch {
+          return false; // closed since it was listed
+        }
+      }).length;
+    try {
+      await sql`create table journal_probe (n integer, filler blob)`.execute(db);
+      const during = await db.transaction().execute(async (trx) => {
+        // About 60 pages, then all of them changed in a savepoint: a 240 KiB statement journal.
+        await sql`with recursive s(n) as (select 1 union all select n + 1 from s where n < 1000)
+                  insert into journal_probe (n, filler) select n, zeroblob(200) from s`.execute(trx);
+        await sql`savepoint probe`.execute(trx);
+        await sql`update journal_probe set n = n + 1`.execute(trx);
+        const open = tempFilesOpen();
+        await sql`release probe`.execute(trx);
+        return open;
+      });
+      expect(during).toBe(0);
+      const rows = await sql<{ count: number; low: number }>`select count(*) as count, min(n) as low
+                                                              from journal_probe`.execute(db);
+      expect(rows.rows).toEqual([{ count: 1000, low: 2 }]);
+    } finally {
+      await db.destroy();
+      await store.cleanup();
+    }
+  });
+
   it('answers a write only after syncing the WAL, and another connection then reads it', async () => {
     const store = await sqlite.setup();
     const db = openDatabase(store);
