@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { contract } from '../../server/contract.js';
-import { ApiKeyStore } from '../../server/store/api-keys.js';
+import { ApiKeyStore, hashToken } from '../../server/store/api-keys.js';
 import { type Client as Api, startService, type TestService } from '../support/service.js';
 
 const someId = '7d444840-9dc0-11d1-b245-5ffdce74fad2';
@@ -56,6 +56,11 @@ describe('API keys and permissions', () => {
     const { response } = await service.client(token).GET('/api/web/v1/webhooks');
     expect(response.status).toBe(401);
     expect(response.headers.get('www-authenticate')).toContain('error="invalid_token"');
+  });
+
+  it('looks keys up by the SHA-256 of the token, so keys stored by earlier versions still verify', () => {
+    // The FIPS 180-2 test vector: a change of hash or encoding would lock every existing key out.
+    expect(hashToken('abc')).toBe('ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad');
   });
 
   it('refuses a non-Bearer Authorization header', async () => {
