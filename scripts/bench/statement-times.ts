@@ -5,7 +5,7 @@
 //
 // Every Node process of the run loads it, but only a `serve` or `worker` process with STATEMENT_TIMES set counts:
 // it wraps better-sqlite3's run/get/all, sums the time of each statement's calls, and when the process exits
-// writes the statements by total time to the file named (with the pid appended when there are several processes).
+// writes the statements by total time to the file named (a worker's file gets its pid appended: a run may start two).
 // The timer's own cost (two hrtime calls a statement, about 1 µs) is inside the numbers; a CPU profile shows these
 // calls only as Kysely's executeQuery.
 import { writeFileSync } from 'node:fs';
@@ -41,7 +41,8 @@ if (file && role) {
     const allMs = Number(rows.reduce((sum, [, t]) => sum + t.ns, 0n)) / 1e6;
     const lines = rows.map(([sql, { calls, ns }]) => {
       const ms = Number(ns) / 1e6;
-      return `${ms.toFixed(1).padStart(9)} ms ${String(calls).padStart(8)} × ${((ms * 1000) / calls).toFixed(1).padStart(7)} µs  ${sql}`;
+      const perCall = ((ms * 1000) / calls).toFixed(1);
+      return `${ms.toFixed(1).padStart(9)} ms ${String(calls).padStart(8)} × ${perCall.padStart(7)} µs  ${sql}`;
     });
     const out = `${role} (pid ${process.pid}): ${allMs.toFixed(1)} ms in SQLite statements\n${lines.join('\n')}\n`;
     writeFileSync(role === 'serve' ? file : `${file}.${process.pid}`, out);
