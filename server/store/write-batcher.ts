@@ -73,7 +73,7 @@ export class WriteBatcher {
     return new Promise<T>((resolve, reject) => {
       this.queue.push({
         work,
-        ...(changedNothing ? { changedNothing: changedNothing as (value: unknown) => boolean } : {}),
+        changedNothing: changedNothing as Queued['changedNothing'],
         resolve: resolve as (value: unknown) => void,
         reject,
       });

@@ -113,18 +113,25 @@ describe('WalSync', () => {
   });
 });
 
-/** Where this process holds a file descriptor open inside `dir`. */
-function openFilesIn(dir: string): string[] {
+/** The files this process holds a descriptor open on (Linux: /proc/self/fd). */
+function openFiles(): string[] {
   const open: string[] = [];
   for (const fd of readdirSync('/proc/self/fd')) {
     try {
-      const target = readlinkSync(`/proc/self/fd/${fd}`);
-      if (target.startsWith(`${dir}/`)) open.push(target.slice(dir.length + 1));
+      open.push(readlinkSync(`/proc/self/fd/${fd}`));
     } catch {
       // The descriptor readdir itself used, closed by now.
     }
   }
-  return open.sort();
+  return open;
+}
+
+/** Where this process holds a file descriptor open inside `dir`. */
+function openFilesIn(dir: string): string[] {
+  return openFiles()
+    .filter((target) => target.startsWith(`${dir}/`))
+    .map((target) => target.slice(dir.length + 1))
+    .sort();
 }
 
 describe('the log sync and the shared thread pool', () => {
@@ -218,14 +225,7 @@ describe('the embedded store', () => {
     // (docs/performance.md, fifth round).
     const store = await sqlite.setup();
     const db = openDatabase(store);
-    const tempFilesOpen = () =>
-      readdirSync('/proc/self/fd').filter((fd) => {
-        try {
-          return readlinkSync(`/proc/self/fd/${fd}`).includes('etilqs_');
-        } catch {
-          return false; // closed since it was listed
-        }
-      }).length;
+    const tempFilesOpen = () => openFiles().filter((target) => target.includes('etilqs_')).length;
     try {
       await sql`create table journal_probe (n integer, filler blob)`.execute(db);
       const during = await db.transaction().execute(async (trx) => {
