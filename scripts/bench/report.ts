@@ -211,6 +211,20 @@ export function evaluateTargets(results: Omit<BenchResults, 'targets'>): TargetC
         : `${fmt(worst, 1)} MB${results.settings.serviceFrom === 'tsx' ? ' (through tsx, ~30 MB more than --dist)' : ' (dist)'}`,
     met: worst === undefined ? null : worst <= 150,
   });
+  const events = results.events?.status === 'measured' ? results.events : undefined;
+  checks.push({
+    target: 'event delivery, SQLite',
+    goal: '≥ 3,000 deliveries/s',
+    measured:
+      events?.deliveriesPerSec === undefined
+        ? 'not measured'
+        : `${fmt(events.deliveriesPerSec, 0)}/s (${fmt(events.delivered, 0)} of ${fmt(events.events, 0)} delivered` +
+          `${events.cpu ? `; ${fmt(events.cpu.serviceMsPerEvent, 3)} ms service CPU per event` : ''})`,
+    met:
+      events?.deliveriesPerSec === undefined
+        ? null
+        : events.delivered === events.events && events.deliveriesPerSec >= 3_000,
+  });
   const pg = results.postgresEvents;
   const one = pg?.oneWorker?.status === 'measured' ? pg.oneWorker : undefined;
   const two = pg?.twoWorkers?.status === 'measured' ? pg.twoWorkers : undefined;

@@ -1,0 +1,103 @@
+// The bench's verdicts on issue 6's targets: every target gets a row, and a row says met only when the number
+// reaches its goal. The bench itself runs in CI as a smoke (`npm run bench -- --quick`); this checks its judging.
+import { describe, expect, it } from 'vitest';
+import type { EventDeliveryResult } from '../../scripts/bench/events.js';
+import { type BenchResults, evaluateTargets } from '../../scripts/bench/report.js';
+
+const latency = { count: 1, p50: 1, p99: 1, mean: 1, max: 1 };
+
+function results(events?: EventDeliveryResult): Omit<BenchResults, 'targets'> {
+  return {
+    command: 'npm run bench',
+    startedAt: '2026-12-02T00:00:00.000Z',
+    finishedAt: '2026-12-02T00:06:00.000Z',
+    elapsedSec: 360,
+    machine: {
+      cpuModel: 'test',
+      cores: 2,
+      memoryMb: 1,
+      os: 'test',
+      node: process.version,
+      gitCommit: '',
+      gitDirty: false,
+      loadAverageAtStart: 0,
+    },
+    settings: {
+      mode: 'full',
+      serviceFrom: 'tsx',
+      connections: 10,
+      durationSec: 10,
+      warmupSec: 2,
+      rounds: 2,
+      seedWebhooks: 1_000,
+      growthSizes: [1_000, 100_000],
+      testDeliverySamples: 2_000,
+      events: 10_000,
+      eventsOtherWebhooks: 10_000,
+    },
+    compared: [],
+    growth: [],
+    memory: [],
+    ...(events ? { events } : {}),
+    profiles: [],
+    warnings: [],
+  };
+}
+
+function sqliteEvents(deliveriesPerSec: number, delivered = 10_000): EventDeliveryResult {
+  return {
+    status: 'measured',
+    note: '',
+    events: 10_000,
+    delivered,
+    duplicates: 0,
+    deliveriesPerSec,
+    endToEnd: latency,
+    cpu: { serviceMsPerEvent: 0.94, serviceCores: 1.1, machineCores: 1.5 },
+  };
+}
+
+const eventRow = (events?: EventDeliveryResult) =>
+  evaluateTargets(results(events)).find((check) => check.target === 'event delivery, SQLite');
+
+describe('the bench targets', () => {
+  it('has a row for every target of the issue, unmeasured ones marked so', () => {
+    const checks = evaluateTargets(results());
+    expect(checks.map((check) => check.target)).toEqual([
+      'read req/s vs baseline',
+      'list req/s vs baseline',
+      'create req/s vs baseline',
+      'update req/s vs baseline',
+      'test-delivery overhead, p50',
+      'read p50 at 100,000 vs 1,000 webhooks',
+      'service RSS with 100,000 webhooks',
+      'event delivery, SQLite',
+      'PostgreSQL: 2 workers faster than 1',
+    ]);
+    expect(checks.every((check) => check.met === null && check.measured === 'not measured')).toBe(true);
+  });
+
+  it('judges SQLite event delivery against 3,000 deliveries/s', () => {
+    expect(eventRow(sqliteEvents(1_204))).toEqual({
+      target: 'event delivery, SQLite',
+      goal: '≥ 3,000 deliveries/s',
+      measured: '1,204/s (10,000 of 10,000 delivered; 0.94 ms service CPU per event)',
+      met: false,
+    });
+    expect(eventRow(sqliteEvents(2_999.6))?.met).toBe(false);
+    expect(eventRow(sqliteEvents(3_000))?.met).toBe(true);
+  });
+
+  it('does not call event delivery met when events went missing', () => {
+    const row = eventRow(sqliteEvents(3_500, 9_990));
+    expect(row?.met).toBe(false);
+    expect(row?.measured).toContain('9,990 of 10,000 delivered');
+  });
+
+  it('leaves event delivery unjudged when the run did not measure it', () => {
+    expect(eventRow({ status: 'not measured', note: 'POST /api/web/v1/events does not exist' })).toMatchObject({
+      measured: 'not measured',
+      met: null,
+    });
+  });
+});
