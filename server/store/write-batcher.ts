@@ -5,6 +5,9 @@
 // next): every answered write is durable, and one disk sync serves many. A batch whose writes all say they changed
 // nothing (the delivery worker's claim of an empty queue, four times a second on an idle service) asks for no sync
 // of its own: each sync is a cache flush of the disk, even of a log with nothing new in it.
+// Writes that arrive while the log syncs cannot be answered before the sync after it, so they are committed once
+// the running sync ends, all together, not turn by turn as they arrive: same answers, fewer and larger commits
+// (inserts of one commit share the pages they append to; docs/performance.md, sixth round).
 // PostgreSQL overlaps commits across its connections by itself, so there each write is its own transaction.
 import { CompiledQuery, type Kysely, type Transaction } from 'kysely';
 import { isPostgres } from './dialect.js';
@@ -54,6 +57,8 @@ export class WriteBatcher {
   private readonly grouped: boolean;
   private readonly cache: WebhookCache | undefined;
   private readonly walSync: WalSync | undefined;
+  /** The log sync of the last batch while it runs (settled either way): the next batch commits after it. */
+  private syncing: Promise<void> | undefined;
 
   constructor(private readonly db: Kysely<Database>) {
     this.grouped = !isPostgres(db);
@@ -86,8 +91,11 @@ export class WriteBatcher {
   }
 
   private async drain(): Promise<void> {
-    // Writes that arrive while a batch commits form the next batch.
-    while (this.queue.length > 0) await this.commit(this.queue.splice(0, maxBatch));
+    // Writes that arrive while a batch commits and its log syncs form the next batch.
+    while (this.queue.length > 0) {
+      if (this.syncing) await this.syncing;
+      await this.commit(this.queue.splice(0, maxBatch));
+    }
     this.draining = false;
   }
 
@@ -111,14 +119,19 @@ export class WriteBatcher {
         else reject(outcome.error);
       });
     if (!this.walSync) return answer();
-    // Committed, but not yet on disk: nobody is answered before it is. The next batch does not wait for this
-    // sync; its own sync comes after it and covers it. A batch that changed nothing waits only for the syncs under
-    // way, as what it answers may have been read from a commit they cover.
+    // Committed, but not yet on disk: nobody is answered before it is, and the next batch commits once this sync
+    // has ended (drain). A batch that changed nothing waits only for the syncs under way, as what it answers may
+    // have been read from a commit they cover.
     const changedNothing = batch.every(({ changedNothing }, i) => {
       const outcome = outcomes[i]!;
       return outcome.ok && changedNothing?.(outcome.value) === true;
     });
-    (changedNothing ? this.walSync.settled() : this.walSync.sync()).then(answer, rejectAll);
+    const synced = changedNothing ? this.walSync.settled() : this.walSync.sync();
+    const syncing = synced.then(answer, rejectAll);
+    this.syncing = syncing;
+    void syncing.then(() => {
+      if (this.syncing === syncing) this.syncing = undefined;
+    });
   }
 }
 

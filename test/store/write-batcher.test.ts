@@ -2,10 +2,12 @@
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
+import SQLite from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { migrateToLatest, openDatabase } from '../../server/store/database.js';
 import { DeliveryStore } from '../../server/store/deliveries.js';
 import { EventStore } from '../../server/store/events.js';
+import { walSyncOf } from '../../server/store/wal-sync.js';
 import { WebhookStore, DuplicateCallbackUrlError } from '../../server/store/webhooks.js';
 import { backends, withMigratedStore } from '../support/backends.js';
 
@@ -41,6 +43,53 @@ for (const backend of backends) {
     });
   });
 }
+
+describe('writes on SQLite that arrive while the log syncs', () => {
+  it('commits them together once the sync ends, and answers each after a sync that covers it', async () => {
+    const [sqlite] = backends;
+    await withMigratedStore(sqlite!, async (db, store) => {
+      const webhooks = new WebhookStore(db);
+      const secret = `whsec_${Buffer.alloc(32, 2).toString('base64')}`;
+      // Hold the first log sync until released; every sync still runs for real. Count the batcher's syncs.
+      const walSync = walSyncOf(db)!;
+      const realSync = walSync.sync.bind(walSync);
+      let release!: () => void;
+      const held = new Promise<void>((resolve) => (release = resolve));
+      let syncs = 0;
+      walSync.sync = () => (++syncs === 1 ? held.then(realSync) : realSync());
+      const answered: number[] = [];
+      const create = (n: number) => webhooks.create('t', input(n), secret).then(() => answered.push(n));
+
+      const first = create(1);
+      while (syncs === 0) await nextTurn();
+      // Three writes in three turns of the event loop while the first batch's sync is held.
+      const later: Promise<number>[] = [];
+      for (const n of [2, 3, 4]) {
+        later.push(create(n));
+        await nextTurn();
+      }
+      await nextTurn();
+      const reader = new SQLite(join(store.dataDir, 'webhooks.db'), { readonly: true, fileMustExist: true });
+      try {
+        const committed = () => reader.prepare('select count(*) as n from webhooks').get() as { n: number };
+        // Without the wait each turn's write would have committed (and asked for a sync) by now.
+        expect(committed().n).toBe(1);
+        expect(syncs).toBe(1);
+        expect(answered).toEqual([]);
+        release();
+        await Promise.all([first, ...later]);
+        expect(committed().n).toBe(4);
+      } finally {
+        reader.close();
+      }
+      // One sync for the first write, one for the three that waited: one commit.
+      expect(syncs).toBe(2);
+      expect(answered).toEqual([1, 2, 3, 4]);
+    });
+  });
+});
+
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /**
  * Another process with its own better-sqlite3 connection to the store's file, running `script` (CommonJS, with
