@@ -84,7 +84,8 @@ export async function measureTestDelivery(
       const tested = await post(api, `/api/web/v1/webhooks/test/${id}`, auth);
       receiver.recording = false;
       // One test, one delivery: its handling time is the one sample recorded during the call.
-      const handled = receiver.handling.length === handledBefore + 1 ? receiver.handling.values()[handledBefore] : undefined;
+      const handled =
+        receiver.handling.length === handledBefore + 1 ? receiver.handling.values()[handledBefore] : undefined;
       if (tested.status !== 200 || plain.status !== 204) {
         failures++;
         firstFailure ??= `test ${tested.status} ${tested.text.slice(0, 300)}; direct ${plain.status}`;
@@ -95,7 +96,8 @@ export async function measureTestDelivery(
         straight.push(plain.ms);
         if (handled === undefined) {
           failures++;
-          firstFailure ??= `test ${tested.status}, but the receiver counted ${receiver.handling.length - handledBefore} deliveries`;
+          const deliveries = receiver.handling.length - handledBefore;
+          firstFailure ??= `test ${tested.status}, but the receiver counted ${deliveries} deliveries`;
         } else overhead.push(tested.ms - handled);
       }
     }
