@@ -1,13 +1,12 @@
 // Group commit for the embedded store. better-sqlite3 is synchronous, so a commit per request would run the
 // transaction machinery once per write. The batcher runs the writes that arrive in one turn of the event loop in
 // one transaction, each inside its own savepoint (one failing write rolls back alone), and answers them all once
-// the commit is on disk (wal-sync.ts syncs the log off the event loop; batches committed during one sync share the
-// next): every answered write is durable, and one disk sync serves many. A batch whose writes all say they changed
-// nothing (the delivery worker's claim of an empty queue, four times a second on an idle service) asks for no sync
-// of its own: each sync is a cache flush of the disk, even of a log with nothing new in it.
-// Writes that arrive while the log syncs cannot be answered before the sync after it, so they are committed once
-// the running sync ends, all together, not turn by turn as they arrive: same answers, fewer and larger commits
-// (inserts of one commit share the pages they append to; docs/performance.md, sixth round).
+// the commit is on disk (wal-sync.ts syncs the log off the event loop): every answered write is durable. Writes
+// that arrive while the log syncs cannot be answered before the sync after it, so they are committed together once
+// the running sync ends, not turn by turn as they arrive: one commit and one disk sync serve them all (inserts of
+// one commit share the pages they append to; docs/performance.md, sixth round). A batch whose writes all say they
+// changed nothing (the delivery worker's claim of an empty queue, four times a second on an idle service) asks for
+// no sync of its own: each sync is a cache flush of the disk, even of a log with nothing new in it.
 // PostgreSQL overlaps commits across its connections by itself, so there each write is its own transaction.
 import { CompiledQuery, type Kysely, type Transaction } from 'kysely';
 import { isPostgres } from './dialect.js';
@@ -57,8 +56,8 @@ export class WriteBatcher {
   private readonly grouped: boolean;
   private readonly cache: WebhookCache | undefined;
   private readonly walSync: WalSync | undefined;
-  /** The log sync of the last batch while it runs (settled either way): the next batch commits after it. */
-  private syncing: Promise<void> | undefined;
+  /** The log sync of the last batch, and its answers (settled either way): the next batch commits after it. */
+  private syncing: Promise<void> = Promise.resolve();
 
   constructor(private readonly db: Kysely<Database>) {
     this.grouped = !isPostgres(db);
@@ -93,7 +92,7 @@ export class WriteBatcher {
   private async drain(): Promise<void> {
     // Writes that arrive while a batch commits and its log syncs form the next batch.
     while (this.queue.length > 0) {
-      if (this.syncing) await this.syncing;
+      await this.syncing;
       await this.commit(this.queue.splice(0, maxBatch));
     }
     this.draining = false;
@@ -127,11 +126,7 @@ export class WriteBatcher {
       return outcome.ok && changedNothing?.(outcome.value) === true;
     });
     const synced = changedNothing ? this.walSync.settled() : this.walSync.sync();
-    const syncing = synced.then(answer, rejectAll);
-    this.syncing = syncing;
-    void syncing.then(() => {
-      if (this.syncing === syncing) this.syncing = undefined;
-    });
+    this.syncing = synced.then(answer, rejectAll);
   }
 }
 
