@@ -1,5 +1,7 @@
 // Strict validation by the contract: every bad input is a 400 problem+json naming what is wrong, and nothing is
 // stored. Raw fetch on purpose: the typed client would not let us send these bodies.
+import { once } from 'node:events';
+import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startService, type TestService } from '../support/service.js';
 
@@ -17,6 +19,28 @@ const send = (method: string, path: string, body?: unknown, headers: Record<stri
     headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', ...headers },
     ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }),
   });
+
+/** A plain TCP connection to the service, for requests no HTTP client would send in this order. */
+async function rawConnection() {
+  const { hostname, port } = new URL(service.baseUrl);
+  const socket: Socket = connect(Number(port), hostname);
+  await once(socket, 'connect');
+  const received = { text: '' };
+  const errors: Error[] = [];
+  socket.setEncoding('latin1');
+  socket.on('data', (data: string) => (received.text += data));
+  socket.on('error', (error) => errors.push(error));
+  const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+  return { socket, received, errors, closed };
+}
+
+async function until(condition: () => boolean, ms = 5_000) {
+  const deadline = Date.now() + ms;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('timed out waiting for the answer');
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
 
 const valid = { callbackUrl: 'https://valid.example.com/hook', events: ['order.created'] };
 const secretOf = (bytes: number) => `whsec_${Buffer.alloc(bytes, 1).toString('base64')}`;
@@ -107,6 +131,47 @@ describe('other bad requests', () => {
     const response = await send('POST', '/api/web/v1/webhooks', { ...valid, description: 'x'.repeat(2 * 1024 * 1024) });
     expect(response.status).toBe(413);
     expect((await response.json()).status).toBe(413);
+  });
+
+  it('reads an oversized body of known length to its end after the 413, so the client can finish and go on', async () => {
+    const { socket, received, errors } = await rawConnection();
+    const body = JSON.stringify({ ...valid, description: 'x'.repeat(2 * 1024 * 1024) });
+    socket.write(
+      `POST /api/web/v1/webhooks HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer ${token}\r\n` +
+        `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n`,
+    );
+    // The answer comes before the body was sent; a client or proxy may still be writing it then.
+    await until(() => received.text.includes('"status":413'));
+    expect(received.text).toMatch(/^HTTP\/1\.1 413 /);
+    expect(received.text).not.toMatch(/\r\nconnection: close\r\n/i);
+    for (let sent = 0; sent < body.length; sent += 256 * 1024) {
+      socket.write(body.slice(sent, sent + 256 * 1024));
+      await new Promise((resolve) => setTimeout(resolve, 2));
+    }
+    // Closing with the upload still arriving would reset the connection; it is still open for the next request.
+    const before = received.text.length;
+    socket.write('GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n');
+    await until(() => /\r\n\r\n/.test(received.text.slice(before)));
+    expect(received.text.slice(before)).toMatch(/^HTTP\/1\.1 200 /);
+    expect(errors).toEqual([]);
+    socket.destroy();
+  });
+
+  it('closes the connection after the 413 of an oversized body of unknown length (chunked)', async () => {
+    const { socket, received, closed } = await rawConnection();
+    socket.write(
+      `POST /api/web/v1/webhooks HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer ${token}\r\n` +
+        'content-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n',
+    );
+    const chunk = 'x'.repeat(256 * 1024);
+    for (let i = 0; i < 8 && !received.text.includes('"status":413'); i++) {
+      socket.write(`${chunk.length.toString(16)}\r\n${chunk}\r\n`);
+      await new Promise((resolve) => setTimeout(resolve, 2));
+    }
+    await until(() => received.text.includes('"status":413'));
+    expect(received.text).toMatch(/^HTTP\/1\.1 413 [^]*\r\nconnection: close\r\n/i);
+    await closed;
+    socket.destroy();
   });
 
   it('answers an unknown path with a 404 problem', async () => {
