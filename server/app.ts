@@ -54,9 +54,6 @@ function sendEmptyBodies(handlers: ServiceHandlers) {
   );
 }
 
-/** The longest rejected body (413) read to its end, so the client can finish sending and read the answer. */
-const maxDiscardedBodyBytes = 16 * 1024 * 1024;
-
 export async function buildApp(config: Config): Promise<FastifyInstance> {
   const db = openDatabase(config);
   try {
@@ -87,14 +84,6 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
   app.addHook('onSend', (request, reply, payload, done) => {
     reply.header('x-request-id', request.id);
     if (closing) reply.header('connection', 'close');
-    else if (reply.statusCode === 413 && Number(request.headers['content-length']) <= maxDiscardedBodyBytes) {
-      // Fastify answers a body over the limit at once and closes the connection. Closed with the client's upload
-      // still arriving, the socket answers it with a reset, and a client or proxy still writing the body fails on
-      // that instead of reading the 413 (Prism's proxy answered 500 for it). A body of a known, bounded length is
-      // read and discarded instead (Node does so for an answer sent before the body was read), and the connection
-      // stays open; a longer or chunked one still closes it.
-      reply.removeHeader('connection');
-    }
     done(null, payload);
   });
 

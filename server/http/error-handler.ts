@@ -89,8 +89,26 @@ export function sendProblem(reply: FastifyReply, request: FastifyRequest, proble
     .send({ ...problem.body, status: problem.status, instance: request.url.split('?')[0] });
 }
 
+/** The longest rejected body (413) read to its end, so the client can finish sending and read the answer. */
+const maxDiscardedBodyBytes = 16 * 1024 * 1024;
+
+/**
+ * Fastify answers a body over the limit before reading it, and marks the connection to close. Closed with the
+ * client's upload still arriving, the socket answers it with a reset, and a client or proxy still writing the body
+ * fails on that instead of reading the 413 (Prism's proxy answered 500 for it). A body of a known, bounded length
+ * is read and discarded instead (Node does so for an answer sent before the body was read), and the connection
+ * stays open; a longer or chunked one still closes it.
+ */
+function keepOpenAfterTooLarge(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  if (error.code !== 'FST_ERR_CTP_BODY_TOO_LARGE') return;
+  if (Number(request.headers['content-length']) <= maxDiscardedBodyBytes) reply.removeHeader('connection');
+}
+
 export function registerErrorHandling(app: FastifyInstance): void {
-  app.setErrorHandler((error: FastifyError, request, reply) => sendProblem(reply, request, toProblem(error, request)));
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    keepOpenAfterTooLarge(error, request, reply);
+    return sendProblem(reply, request, toProblem(error, request));
+  });
   app.setNotFoundHandler((request, reply) =>
     sendProblem(reply, request, plainProblem(404, `There is no ${request.method} ${request.url.split('?')[0]}.`)),
   );

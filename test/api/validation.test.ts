@@ -3,6 +3,7 @@
 import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eventually } from '../support/receiver-log.js';
 import { startService, type TestService } from '../support/service.js';
 
 let service: TestService;
@@ -34,13 +35,8 @@ async function rawConnection() {
   return { socket, received, errors, closed };
 }
 
-async function until(condition: () => boolean, ms = 5_000) {
-  const deadline = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('timed out waiting for the answer');
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
+const until = (condition: () => boolean) =>
+  eventually(async () => condition() || undefined, { intervalMs: 5, what: 'the answer' });
 
 const valid = { callbackUrl: 'https://valid.example.com/hook', events: ['order.created'] };
 const secretOf = (bytes: number) => `whsec_${Buffer.alloc(bytes, 1).toString('base64')}`;
