@@ -55,8 +55,8 @@ const usage = `Usage: npm run bench -- [options]
   --dist             run the service from ${distEntry} (npm run build first) instead of through tsx
   --only LIST        run only some sections: ab, delivery, growth, events, profile (comma-separated)
   --scenarios LIST   only these A/B and profile scenarios: read, list, update, create (comma-separated)
-  --duration S       measured seconds per run (default 10, quick 1.5)
-  --rounds N         A/B rounds (default 2, quick 1)
+  --duration S       measured seconds per run (default 5, quick 1.5)
+  --rounds N         A/B rounds (default 4, quick 1)
   --connections N    concurrent connections (default 10)
   --large N          the large growth size (default 100000, quick 1000)`;
 
@@ -95,9 +95,9 @@ const settings: Settings = {
   mode: quick ? 'quick' : 'full',
   serviceFrom: args.dist ? 'dist' : 'tsx',
   connections: Math.round(positive(args.connections, 10, 'connections')),
-  durationSec: positive(args.duration, quick ? 1.5 : 10, 'duration'),
+  durationSec: positive(args.duration, quick ? 1.5 : 5, 'duration'),
   warmupSec: quick ? 0.5 : 2,
-  rounds: Math.round(positive(args.rounds, quick ? 1 : 2, 'rounds')),
+  rounds: Math.round(positive(args.rounds, quick ? 1 : 4, 'rounds')),
   seedWebhooks: 1_000,
   growthSizes: [Math.min(quick ? 100 : 1_000, large), large],
   testDeliverySamples: quick ? 200 : 2_000,
@@ -377,6 +377,7 @@ async function main(): Promise<void> {
           service: s,
           baseline: b,
           ratio: round(s.reqPerSec / b.reqPerSec, 3),
+          roundRatios: s.runs.map((run, i) => round(run.result.reqPerSec / b.runs[i]!.result.reqPerSec, 3)),
         });
       }
       recordMemory('service, after the A/B runs', service, countWebhooks(store.dataDir));

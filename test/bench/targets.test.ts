@@ -57,6 +57,25 @@ function sqliteEvents(deliveriesPerSec: number, delivered = 10_000): EventDelive
   };
 }
 
+function compared(scenario: 'read' | 'update', service: number[], baseline: number[]): BenchResults['compared'][number] {
+  const side = (reqPerSec: number[]) => ({
+    reqPerSec: reqPerSec.reduce((a, b) => a + b, 0) / reqPerSec.length,
+    p50: 1,
+    p99: 1,
+    runs: [],
+  });
+  const s = side(service);
+  const b = side(baseline);
+  return {
+    scenario,
+    label: scenario,
+    service: s,
+    baseline: b,
+    ratio: s.reqPerSec / b.reqPerSec,
+    roundRatios: service.map((value, i) => value / baseline[i]!),
+  };
+}
+
 const eventRow = (events?: EventDeliveryResult) =>
   evaluateTargets(results(events)).find((check) => check.target === 'event delivery, SQLite');
 
@@ -75,6 +94,21 @@ describe('the bench targets', () => {
       'PostgreSQL: 2 workers faster than 1',
     ]);
     expect(checks.every((check) => check.met === null && check.measured === 'not measured')).toBe(true);
+  });
+
+  it('judges a comparison on the ratio of the mean req/s and shows how far the rounds spread', () => {
+    const check = (c: BenchResults['compared'][number]) =>
+      evaluateTargets({ ...results(), compared: [c] }).find((row) => row.target === `${c.scenario} req/s vs baseline`);
+    // Two quiet rounds at 0.9 and one where the baseline ran twice as fast: 0.79 on the means, missed.
+    expect(check(compared('read', [13_500, 13_500, 17_000], [15_000, 15_000, 27_500]))).toEqual({
+      target: 'read req/s vs baseline',
+      goal: '≥ 0.8 ×',
+      measured: '0.77 × (14,667 / 19,167; rounds 0.62–0.9 ×)',
+      met: false,
+    });
+    expect(check(compared('read', [16_000], [20_000]))).toMatchObject({ measured: '0.8 × (16,000 / 20,000)', met: true });
+    expect(check(compared('update', [3_000, 3_200], [6_000, 6_500]))?.met).toBe(false);
+    expect(check(compared('update', [3_000, 3_400], [6_000, 6_500]))?.met).toBe(true);
   });
 
   it('judges SQLite event delivery against 3,000 deliveries/s', () => {
