@@ -16,7 +16,7 @@ import { createAddressGuard } from './delivery/address-guard.js';
 import { createHttpSender, type HttpSender } from './delivery/http-sender.js';
 import { DeliveryWorker } from './delivery/worker.js';
 import { createTestSender } from './delivery/test-delivery.js';
-import { registerErrorHandling } from './http/error-handler.js';
+import { answerClientError, registerErrorHandling } from './http/error-handler.js';
 import { lazyChildLoggerFactory } from './http/request-logger.js';
 import { deliveryHandlers } from './http/delivery-handlers.js';
 import { eventHandlers } from './http/event-handlers.js';
@@ -71,6 +71,15 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
     childLoggerFactory: lazyChildLoggerFactory,
     bodyLimit: config.bodyLimit,
     genReqId: () => randomUUID(),
+    // A request must arrive in full within REQUEST_TIMEOUT_MS (Fastify's default, 0, lets a client that trickles a
+    // body or never finishes its headers hold a connection for ever). It bounds receiving only, not the handler.
+    // Node checks for late requests every connectionsCheckingInterval, 30 s by default: a tenth of the bound here.
+    requestTimeout: config.requestTimeoutMs,
+    http: {
+      headersTimeout: Math.min(60_000, config.requestTimeoutMs),
+      connectionsCheckingInterval: Math.min(30_000, Math.ceil(config.requestTimeoutMs / 10)),
+    },
+    clientErrorHandler: answerClientError(config.requestTimeoutMs),
   });
   app.decorate('db', db);
   app.decorateRequest('principal', null);

@@ -44,6 +44,8 @@ export interface Config {
   databaseUrl?: string;
   logLevel: string;
   bodyLimit: number;
+  /** How long a client may take to send a whole request (headers and body); a slower one gets 408. */
+  requestTimeoutMs: number;
   corsOrigins: string[];
   bootstrapKey: boolean;
   apiKeyCacheTtlMs: number;
@@ -168,6 +170,7 @@ export function loadConfig(env: Env = process.env): Config {
     ...(databaseUrl ? { databaseUrl } : {}),
     logLevel,
     bodyLimit: integer(env, 'BODY_LIMIT_BYTES', 1_048_576, 1024, 100 * 1_048_576),
+    requestTimeoutMs: integer(env, 'REQUEST_TIMEOUT_MS', 30_000, 1_000, 600_000),
     corsOrigins: list(env, 'CORS_ORIGINS'),
     bootstrapKey: boolean(env, 'WEBHOOKS_BOOTSTRAP_KEY', true),
     apiKeyCacheTtlMs: integer(env, 'API_KEY_CACHE_TTL_MS', 5_000, 0, 60_000),

@@ -1,8 +1,15 @@
 // The one place that turns every failure into the contract's problem+json: validation errors from Ajv,
 // Fastify's own client errors (bad JSON, wrong media type, body too large), auth failures reported by
-// fastify-openapi-glue, our HttpProblems, and anything unexpected (logged with the request id, answered 500
-// with no stack trace).
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+// fastify-openapi-glue, our HttpProblems, anything unexpected (logged with the request id, answered 500
+// with no stack trace), and requests Node's HTTP parser refuses before Fastify sees them (answerClientError).
+import type { Socket } from 'node:net';
+import type {
+  ConnectionError,
+  FastifyError,
+  FastifyInstance,
+  FastifyReply,
+  FastifyRequest,
+} from 'fastify';
 import type { ValidationError } from '../contract.js';
 import { HttpProblem, plainProblem, pointerSegment, validationProblem } from './problems.js';
 
@@ -112,4 +119,41 @@ export function registerErrorHandling(app: FastifyInstance): void {
   app.setNotFoundHandler((request, reply) =>
     sendProblem(reply, request, plainProblem(404, `There is no ${request.method} ${request.url.split('?')[0]}.`)),
   );
+}
+
+/** What Node's HTTP parser refused, as a problem. */
+function connectionProblem(error: ConnectionError & { reason?: string }, requestTimeoutMs: number): HttpProblem {
+  if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    return plainProblem(408, `The request did not arrive in full within ${requestTimeoutMs / 1000} s.`);
+  }
+  if (error.code === 'HPE_HEADER_OVERFLOW') {
+    return plainProblem(431, 'The request headers are larger than this server accepts.');
+  }
+  return plainProblem(400, `The request is not valid HTTP/1.1${error.reason ? `: ${error.reason}` : ''}.`);
+}
+
+/**
+ * Fastify's `clientErrorHandler`: Node's HTTP server reports here what it refused before a request existed (a
+ * request that did not arrive in full within REQUEST_TIMEOUT_MS, headers over the size bound, bytes that are not
+ * HTTP). The answer is written to the socket by hand, as a problem, and the connection is closed: what else
+ * arrived on it cannot be trusted to start a request.
+ */
+export function answerClientError(requestTimeoutMs: number) {
+  // Fastify calls it bound to the instance.
+  return function (this: FastifyInstance, error: ConnectionError, socket: Socket): void {
+    // A reset or a socket already gone: nobody to answer.
+    if (error.code === 'ECONNRESET' || socket.destroyed) return;
+    const problem = connectionProblem(error, requestTimeoutMs);
+    this.log.debug({ code: error.code, status: problem.status, remoteAddress: socket.remoteAddress }, 'client error');
+    // As Node does: answer only if no answer to an earlier request on this socket has begun, or it would be cut.
+    const inFlight = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+    if (socket.writable && !inFlight?.headersSent) {
+      const body = JSON.stringify({ ...problem.body, status: problem.status });
+      socket.write(
+        `HTTP/1.1 ${problem.status} ${problem.body.title}\r\ncontent-type: application/problem+json\r\n` +
+          `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+      );
+    }
+    socket.destroy();
+  };
 }

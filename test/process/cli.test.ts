@@ -74,6 +74,7 @@ describe('serve', () => {
     ['DATABASE_URL', 'mysql://x'],
     ['CALLBACK_ALLOWED_CIDRS', '10.0.0.0/33'],
     ['WEBHOOKS_BOOTSTRAP_KEY', 'maybe'],
+    ['REQUEST_TIMEOUT_MS', '500'],
     ['JWT_ISSUER', 'https://id.example.com/'],
   ])('refuses a bad %s with one clear line and exit code 2', (name, value) => {
     const result = runCli(['serve'], { DATA_DIR: dataDir, [name]: value });
