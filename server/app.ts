@@ -27,6 +27,7 @@ import { ApiKeyStore } from './store/api-keys.js';
 import { migrateToLatest, openDatabase } from './store/database.js';
 import { DeliveryStore } from './store/deliveries.js';
 import { EventStore } from './store/events.js';
+import { pruneDeliveryLog } from './store/retention.js';
 import type { Database } from './store/schema.js';
 import { WebhookStore } from './store/webhooks.js';
 import './auth/principal.js';
@@ -111,7 +112,9 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
 
   const webhooks = new WebhookStore(db);
   const deliveries = new DeliveryStore(db);
-  const worker = config.delivery.worker ? createWorker(config, { webhooks, deliveries, sender, log: app.log }) : undefined;
+  const worker = config.delivery.worker
+    ? createWorker(config, { db, webhooks, deliveries, sender, log: app.log })
+    : undefined;
   const notifyWorker = () => worker?.notify();
   const handlers: ServiceHandlers = {
     ...webhookHandlers({ webhooks, checkHost: guard.checkHost, sendTest: createTestSender(sender, deliveries, app.log) }),
@@ -139,15 +142,21 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
 }
 
 export interface WorkerParts {
+  db: Kysely<Database>;
   webhooks: WebhookStore;
   deliveries: DeliveryStore;
   sender: HttpSender;
   log: FastifyBaseLogger;
 }
 
-export function createWorker(config: Config, parts: WorkerParts): DeliveryWorker {
+/** How often the worker prunes the delivery log: a tenth of the retention, from once a second to every 10 minutes. */
+const pruneEveryMs = (retentionMs: number) => Math.min(600_000, Math.max(1_000, Math.round(retentionMs / 10)));
+
+export function createWorker(config: Config, { db, ...parts }: WorkerParts): DeliveryWorker {
+  const { retentionMs } = config.delivery;
   return new DeliveryWorker({
     ...parts,
+    prune: { everyMs: pruneEveryMs(retentionMs), run: () => pruneDeliveryLog(db, retentionMs) },
     retrySchedule: config.delivery.retrySchedule,
     leaseMs: config.delivery.leaseMs,
     pollMs: config.delivery.pollMs,

@@ -34,6 +34,8 @@ export interface DeliveryConfig {
   pollMs: number;
   /** A webhook whose deliveries all failed for this long is disabled. */
   disableAfterMs: number;
+  /** Ended deliveries (and events) older than this are deleted. */
+  retentionMs: number;
 }
 
 export interface Config {
@@ -163,6 +165,9 @@ export function loadConfig(env: Env = process.env): Config {
   if (duration(env, 'DELIVERY_LEASE', '60s') <= timeoutMs) {
     throw new ConfigError('DELIVERY_LEASE must be longer than DELIVERY_TIMEOUT_MS, or a slow attempt is sent twice');
   }
+  if (duration(env, 'DELIVERY_RETENTION', '30d') < 1_000) {
+    throw new ConfigError('DELIVERY_RETENTION must be at least 1s');
+  }
   return {
     host: env.HOST || '127.0.0.1',
     port: integer(env, 'PORT', 3000, 0, 65535),
@@ -185,6 +190,7 @@ export function loadConfig(env: Env = process.env): Config {
       leaseMs: duration(env, 'DELIVERY_LEASE', '60s'),
       pollMs: duration(env, 'DELIVERY_POLL_INTERVAL', '250ms'),
       disableAfterMs: duration(env, 'WEBHOOK_DISABLE_AFTER', '5d'),
+      retentionMs: duration(env, 'DELIVERY_RETENTION', '30d'),
     },
   };
 }

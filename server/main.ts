@@ -131,6 +131,7 @@ async function worker(config: Config): Promise<void> {
   await migrateToLatest(db);
   const sender = createSender(config);
   const deliveryWorker = createWorker(config, {
+    db,
     webhooks: new WebhookStore(db),
     deliveries: new DeliveryStore(db),
     sender,

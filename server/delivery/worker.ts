@@ -1,9 +1,10 @@
 // The delivery worker: leases due deliveries from the store (the deliveries table is the queue), sends them
 // signed through the guarded sender, and records each outcome. At least once: a worker that dies mid-delivery
 // loses its lease, and another worker (or this process after a restart) sends the message again with the same
-// webhook-id. Order between deliveries is not kept.
+// webhook-id. Order between deliveries is not kept. It also prunes the delivery log past its retention, on a timer.
 import type { FastifyBaseLogger } from 'fastify';
 import type { ClaimedDelivery, CompletedAttempt, DeliveryStore } from '../store/deliveries.js';
+import type { PrunedRows } from '../store/retention.js';
 import { signingSecrets, type WebhookRecord, type WebhookStore } from '../store/webhooks.js';
 import type { HttpSender } from './http-sender.js';
 import { formatDuration, nextAttempt } from './retry-schedule.js';
@@ -22,6 +23,8 @@ export interface WorkerOptions {
   /** Deliveries in flight at most. */
   maxInFlight: number;
   disableAfterMs: number;
+  /** Deletes what has outlived the log's retention; run every `everyMs`, first at start. */
+  prune?: { everyMs: number; run: () => Promise<PrunedRows> };
   log: FastifyBaseLogger;
 }
 
@@ -38,6 +41,8 @@ export class DeliveryWorker {
   private flushing: Promise<void> = Promise.resolve();
   private flushTimer?: NodeJS.Timeout;
   private wake?: () => void;
+  private pruneTimer?: NodeJS.Timeout;
+  private pruning: Promise<void> = Promise.resolve();
 
   private readonly autoDisable: { afterMs: number; reason: string };
 
@@ -52,6 +57,7 @@ export class DeliveryWorker {
     if (this.running) return;
     this.running = true;
     this.loop = this.run();
+    this.schedulePrune(0);
   }
 
   /** Tells the worker that deliveries may be due now (a publish or a retry in this process). */
@@ -63,8 +69,10 @@ export class DeliveryWorker {
   async stop(): Promise<void> {
     if (!this.running) return;
     this.running = false;
+    clearTimeout(this.pruneTimer);
     this.wake?.();
     await this.loop;
+    await this.pruning;
     while (this.inFlight > 0) await new Promise<void>((resolve) => (this.wake = resolve));
     await this.flush();
   }
@@ -94,6 +102,26 @@ export class DeliveryWorker {
         this.wake = undefined;
       }
     }
+  }
+
+  private schedulePrune(delayMs: number): void {
+    const { prune, log } = this.options;
+    if (!prune) return;
+    this.pruneTimer = setTimeout(() => {
+      this.pruning = prune
+        .run()
+        .then(
+          (pruned) => {
+            if (pruned.deliveries > 0 || pruned.events > 0) log.info({ pruned }, 'pruned the delivery log');
+          },
+          (error: unknown) => log.error({ err: error }, 'could not prune the delivery log; trying again later'),
+        )
+        .finally(() => {
+          if (this.running) this.schedulePrune(prune.everyMs);
+        });
+    }, delayMs);
+    // A timer of its own never keeps the process alive.
+    this.pruneTimer.unref();
   }
 
   private dispatch(claimed: ClaimedDelivery[]): void {

@@ -75,6 +75,7 @@ describe('serve', () => {
     ['CALLBACK_ALLOWED_CIDRS', '10.0.0.0/33'],
     ['WEBHOOKS_BOOTSTRAP_KEY', 'maybe'],
     ['REQUEST_TIMEOUT_MS', '500'],
+    ['DELIVERY_RETENTION', '0s'],
     ['JWT_ISSUER', 'https://id.example.com/'],
   ])('refuses a bad %s with one clear line and exit code 2', (name, value) => {
     const result = runCli(['serve'], { DATA_DIR: dataDir, [name]: value });

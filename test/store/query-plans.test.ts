@@ -13,6 +13,7 @@ import { ApiKeyStore } from '../../server/store/api-keys.js';
 import { migrateToLatest } from '../../server/store/database.js';
 import { type CompletedAttempt, DeliveryStore } from '../../server/store/deliveries.js';
 import { EventStore } from '../../server/store/events.js';
+import { pruneDeliveryLog } from '../../server/store/retention.js';
 import type { Database } from '../../server/store/schema.js';
 import { WebhookStore } from '../../server/store/webhooks.js';
 import { webhookInput } from '../support/backends.js';
@@ -179,6 +180,25 @@ describe('query plans and statements on SQLite', () => {
     expect(await deliveries.retryNow('t', first.id, claimed!.id)).toMatchObject({ status: 'pending' });
     await webhooks.delete('t', second.id);
 
+    expect(scansIn(executed, planOf)).toEqual([]);
+    expect(bareLimitsIn(executed)).toEqual([]);
+  });
+
+  it('prunes the delivery log through the primary keys, without scanning a table', async () => {
+    const { db, executed, planOf } = recording;
+    await new WebhookStore(db).create('t', hook(1), secret);
+    const events = new EventStore(db);
+    for (let i = 0; i < 5; i++) await events.publish('t', { type: 'order.created', data: { i } });
+    executed.length = 0;
+
+    // A day and a half later every row is past a one-hour retention and the idempotency window; the deliveries are
+    // still pending, and stay.
+    const later = new Date(Date.now() + 36 * 3_600_000);
+    expect(await pruneDeliveryLog(db, 3_600_000, later)).toEqual({ deliveries: 0, events: 5 });
+    expect(executed.map(({ sql }) => sql).filter((sql) => /^delete/i.test(sql))).toHaveLength(2);
+    for (const query of executed.filter(({ sql }) => /^delete/i.test(sql))) {
+      expect(planOf(query).join('\n')).toMatch(/SEARCH (deliveries|events) USING INDEX sqlite_autoindex_\w+ \(id<\?\)/);
+    }
     expect(scansIn(executed, planOf)).toEqual([]);
     expect(bareLimitsIn(executed)).toEqual([]);
   });

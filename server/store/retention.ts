@@ -1,0 +1,75 @@
+// Retention of the delivery log: without it every delivery, attempt and event would be kept for ever and the store
+// would only grow. Deliveries that have ended (succeeded or failed) are deleted with their attempts once older than
+// the retention; events once older than the retention and the idempotency window both. A pending delivery stays
+// whatever its age: a disabled webhook's deliveries wait, paused, until it is enabled again.
+//
+// Rows are found through their primary key: ids are UUIDv7, ordered by creation time, so "made before the cutoff"
+// is a range of the key, and no index is added for this (each one would cost every publish a page write). The
+// creation time is checked too, so a row whose id is not time-ordered is never deleted early.
+import type { Kysely } from 'kysely';
+import { rowLimit } from './dialect.js';
+import { idempotencyWindowMs } from './events.js';
+import type { Database } from './schema.js';
+import { writesOf } from './write-batcher.js';
+
+export interface PrunedRows {
+  deliveries: number;
+  events: number;
+}
+
+/** Rows deleted per transaction: one chunk holds the write lock (and, on SQLite, the event loop) only briefly. */
+const chunkRows = 500;
+
+/** The lowest UUIDv7 of the millisecond `at`: every id made before it sorts below. */
+export function firstIdAt(at: Date): string {
+  const hex = at.getTime().toString(16).padStart(12, '0');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-7000-8000-000000000000`;
+}
+
+/** Deletes what has outlived `retentionMs` (see above), a chunk at a time; answers how many rows went. */
+export async function pruneDeliveryLog(db: Kysely<Database>, retentionMs: number, now = new Date()): Promise<PrunedRows> {
+  const deliveriesBefore = new Date(now.getTime() - retentionMs);
+  const eventsBefore = new Date(now.getTime() - Math.max(retentionMs, idempotencyWindowMs));
+  const batcher = writesOf(db);
+  const inChunks = async (chunk: (tx: Kysely<Database>) => Promise<bigint>) => {
+    let total = 0;
+    for (;;) {
+      const deleted = Number(await batcher.run(chunk, (count) => count === 0n));
+      total += deleted;
+      if (deleted < chunkRows) return total;
+      // Requests go first between chunks: each chunk is a transaction of its own.
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  };
+  // Attempts go with their deliveries (ON DELETE CASCADE).
+  const deliveries = await inChunks(async (tx) => {
+    const { numDeletedRows } = await tx
+      .deleteFrom('deliveries')
+      .where('id', 'in', (eb) =>
+        eb
+          .selectFrom('deliveries')
+          .select('id')
+          .where('id', '<', firstIdAt(deliveriesBefore))
+          .where('created_at', '<', deliveriesBefore.toISOString())
+          .where('status', '<>', 'pending')
+          .limit(rowLimit(chunkRows)),
+      )
+      .executeTakeFirst();
+    return numDeletedRows;
+  });
+  const events = await inChunks(async (tx) => {
+    const { numDeletedRows } = await tx
+      .deleteFrom('events')
+      .where('id', 'in', (eb) =>
+        eb
+          .selectFrom('events')
+          .select('id')
+          .where('id', '<', firstIdAt(eventsBefore))
+          .where('created_at', '<', eventsBefore.toISOString())
+          .limit(rowLimit(chunkRows)),
+      )
+      .executeTakeFirst();
+    return numDeletedRows;
+  });
+  return { deliveries, events };
+}
