@@ -77,7 +77,8 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
     // Node checks for late requests every connectionsCheckingInterval, 30 s by default: a tenth of the bound here.
     requestTimeout: config.requestTimeoutMs,
     http: {
-      headersTimeout: Math.min(60_000, config.requestTimeoutMs),
+      // Node's own bound on headers (60 s) would otherwise cut a longer REQUEST_TIMEOUT_MS short.
+      headersTimeout: config.requestTimeoutMs,
       connectionsCheckingInterval: Math.min(30_000, Math.ceil(config.requestTimeoutMs / 10)),
     },
     clientErrorHandler: answerClientError(config.requestTimeoutMs),
@@ -156,7 +157,7 @@ export function createWorker(config: Config, { db, ...parts }: WorkerParts): Del
   const { retentionMs } = config.delivery;
   return new DeliveryWorker({
     ...parts,
-    prune: { everyMs: pruneEveryMs(retentionMs), run: () => pruneDeliveryLog(db, retentionMs) },
+    prune: { everyMs: pruneEveryMs(retentionMs), run: (signal) => pruneDeliveryLog(db, retentionMs, { signal }) },
     retrySchedule: config.delivery.retrySchedule,
     leaseMs: config.delivery.leaseMs,
     pollMs: config.delivery.pollMs,

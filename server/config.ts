@@ -165,8 +165,9 @@ export function loadConfig(env: Env = process.env): Config {
   if (duration(env, 'DELIVERY_LEASE', '60s') <= timeoutMs) {
     throw new ConfigError('DELIVERY_LEASE must be longer than DELIVERY_TIMEOUT_MS, or a slow attempt is sent twice');
   }
-  if (duration(env, 'DELIVERY_RETENTION', '30d') < 1_000) {
-    throw new ConfigError('DELIVERY_RETENTION must be at least 1s');
+  const retentionMs = duration(env, 'DELIVERY_RETENTION', '30d');
+  if (retentionMs < 1_000 || retentionMs > 3650 * 86_400_000) {
+    throw new ConfigError(`DELIVERY_RETENTION must be from 1s to 3650d, not "${env.DELIVERY_RETENTION}"`);
   }
   return {
     host: env.HOST || '127.0.0.1',
@@ -190,7 +191,7 @@ export function loadConfig(env: Env = process.env): Config {
       leaseMs: duration(env, 'DELIVERY_LEASE', '60s'),
       pollMs: duration(env, 'DELIVERY_POLL_INTERVAL', '250ms'),
       disableAfterMs: duration(env, 'WEBHOOK_DISABLE_AFTER', '5d'),
-      retentionMs: duration(env, 'DELIVERY_RETENTION', '30d'),
+      retentionMs,
     },
   };
 }

@@ -23,8 +23,8 @@ export interface WorkerOptions {
   /** Deliveries in flight at most. */
   maxInFlight: number;
   disableAfterMs: number;
-  /** Deletes what has outlived the log's retention; run every `everyMs`, first at start. */
-  prune?: { everyMs: number; run: () => Promise<PrunedRows> };
+  /** Deletes what has outlived the log's retention; run every `everyMs`, first at start, stopped by `signal`. */
+  prune?: { everyMs: number; run: (signal: AbortSignal) => Promise<PrunedRows> };
   log: FastifyBaseLogger;
 }
 
@@ -43,6 +43,8 @@ export class DeliveryWorker {
   private wake?: () => void;
   private pruneTimer?: NodeJS.Timeout;
   private pruning: Promise<void> = Promise.resolve();
+  /** Aborted by stop(): a pass of pruning ends after the chunk it is in. */
+  private pruneStop = new AbortController();
 
   private readonly autoDisable: { afterMs: number; reason: string };
 
@@ -57,6 +59,7 @@ export class DeliveryWorker {
     if (this.running) return;
     this.running = true;
     this.loop = this.run();
+    this.pruneStop = new AbortController();
     this.schedulePrune(0);
   }
 
@@ -70,6 +73,7 @@ export class DeliveryWorker {
     if (!this.running) return;
     this.running = false;
     clearTimeout(this.pruneTimer);
+    this.pruneStop.abort();
     this.wake?.();
     await this.loop;
     await this.pruning;
@@ -107,9 +111,11 @@ export class DeliveryWorker {
   private schedulePrune(delayMs: number): void {
     const { prune, log } = this.options;
     if (!prune) return;
+    const stopped = this.pruneStop.signal;
     this.pruneTimer = setTimeout(() => {
+      if (stopped.aborted) return;
       this.pruning = prune
-        .run()
+        .run(stopped)
         .then(
           (pruned) => {
             if (pruned.deliveries > 0 || pruned.events > 0) log.info({ pruned }, 'pruned the delivery log');
@@ -117,7 +123,7 @@ export class DeliveryWorker {
           (error: unknown) => log.error({ err: error }, 'could not prune the delivery log; trying again later'),
         )
         .finally(() => {
-          if (this.running) this.schedulePrune(prune.everyMs);
+          if (!stopped.aborted) this.schedulePrune(prune.everyMs);
         });
     }, delayMs);
     // A timer of its own never keeps the process alive.

@@ -2,6 +2,7 @@
 // Fastify's own client errors (bad JSON, wrong media type, body too large), auth failures reported by
 // fastify-openapi-glue, our HttpProblems, anything unexpected (logged with the request id, answered 500
 // with no stack trace), and requests Node's HTTP parser refuses before Fastify sees them (answerClientError).
+import type { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type {
   ConnectionError,
@@ -129,6 +130,9 @@ function connectionProblem(error: ConnectionError & { reason?: string }, request
   if (error.code === 'HPE_HEADER_OVERFLOW') {
     return plainProblem(431, 'The request headers are larger than this server accepts.');
   }
+  if (error.code === 'HPE_CHUNK_EXTENSIONS_OVERFLOW') {
+    return plainProblem(413, 'The chunk extensions of the request body are larger than this server accepts.');
+  }
   return plainProblem(400, `The request is not valid HTTP/1.1${error.reason ? `: ${error.reason}` : ''}.`);
 }
 
@@ -145,9 +149,12 @@ export function answerClientError(requestTimeoutMs: number) {
     if (error.code === 'ECONNRESET' || socket.destroyed) return;
     const problem = connectionProblem(error, requestTimeoutMs);
     this.log.debug({ code: error.code, status: problem.status, remoteAddress: socket.remoteAddress }, 'client error');
-    // As Node does: answer only if no answer to an earlier request on this socket has begun, or it would be cut.
-    const inFlight = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
-    if (socket.writable && !inFlight?.headersSent) {
+    // The answer being written on this connection, if any. When it is the refused request's own (its body did not
+    // arrive in time) and has not begun, the problem takes its place. When it belongs to an earlier request that
+    // arrived whole (pipelining), the client would read the problem as that request's answer: close instead.
+    // (Node's own handler answers in both cases.)
+    const inFlight = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+    if (socket.writable && (!inFlight || (!inFlight.req.complete && !inFlight.headersSent))) {
       const body = JSON.stringify({ ...problem.body, status: problem.status });
       socket.write(
         `HTTP/1.1 ${problem.status} ${problem.body.title}\r\ncontent-type: application/problem+json\r\n` +

@@ -30,52 +30,90 @@ export function firstIdAt(at: Date): string {
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-7000-8000-000000000000`;
 }
 
+export interface PruneOptions {
+  now?: Date;
+  /** Stops between chunks once aborted (the worker stopping): a chunk that has begun still commits. */
+  signal?: AbortSignal;
+}
+
+/** Waits `ms`, or less if `signal` is aborted meanwhile. */
+function pause(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
+
 /** Deletes what has outlived `retentionMs` (see above), a chunk at a time; answers how many rows went. */
-export async function pruneDeliveryLog(db: Kysely<Database>, retentionMs: number, now = new Date()): Promise<PrunedRows> {
+export async function pruneDeliveryLog(
+  db: Kysely<Database>,
+  retentionMs: number,
+  { now = new Date(), signal }: PruneOptions = {},
+): Promise<PrunedRows> {
   const deliveriesBefore = new Date(now.getTime() - retentionMs);
   const eventsBefore = new Date(now.getTime() - Math.max(retentionMs, idempotencyWindowMs));
   const batcher = writesOf(db);
-  const inChunks = async (chunk: (tx: Kysely<Database>) => Promise<bigint>) => {
+  // `chunk(tx, after)` deletes up to chunkRows rows with ids above `after` and answers their ids. Each chunk starts
+  // after the highest id the last one deleted, so rows that stay (old pending deliveries) are read once per pass.
+  const inChunks = async (chunk: (tx: Kysely<Database>, after: string) => Promise<string[]>) => {
     let total = 0;
-    for (;;) {
+    let after = '';
+    while (!signal?.aborted) {
       const started = performance.now();
-      const deleted = Number(await batcher.run(chunk, (count) => count === 0n));
-      total += deleted;
-      if (deleted < chunkRows) return total;
+      const ids = await batcher.run((tx) => chunk(tx, after), (deleted) => deleted.length === 0);
+      total += ids.length;
+      if (ids.length < chunkRows) break;
+      after = ids.reduce((highest, id) => (id > highest ? id : highest));
       // Each chunk is a transaction of its own, and a pause as long as it took follows it: a backlog (the first
       // start after months of log) takes at most half of the store's time, and requests go on in between.
-      await new Promise((resolve) => setTimeout(resolve, Math.min(performance.now() - started, 1_000)));
+      await pause(Math.min(performance.now() - started, 1_000), signal);
     }
+    return total;
   };
-  // Attempts go with their deliveries (ON DELETE CASCADE).
-  const deliveries = await inChunks(async (tx) => {
-    const { numDeletedRows } = await tx
+  // Attempts go with their deliveries (ON DELETE CASCADE). The conditions are checked again on the rows themselves:
+  // on PostgreSQL a delivery retried (set pending) after the subquery's snapshot must stay.
+  const deliveries = await inChunks(async (tx, after) => {
+    const rows = await tx
       .deleteFrom('deliveries')
       .where('id', 'in', (eb) =>
         eb
           .selectFrom('deliveries')
           .select('id')
+          .where('id', '>', after)
           .where('id', '<', firstIdAt(deliveriesBefore))
           .where('created_at', '<', deliveriesBefore.toISOString())
           .where('status', '<>', 'pending')
+          .orderBy('id')
           .limit(rowLimit(chunkRows)),
       )
-      .executeTakeFirst();
-    return numDeletedRows;
+      .where('status', '<>', 'pending')
+      .returning('id')
+      .execute();
+    return rows.map((row) => row.id);
   });
-  const events = await inChunks(async (tx) => {
-    const { numDeletedRows } = await tx
-      .deleteFrom('events')
-      .where('id', 'in', (eb) =>
-        eb
-          .selectFrom('events')
-          .select('id')
-          .where('id', '<', firstIdAt(eventsBefore))
-          .where('created_at', '<', eventsBefore.toISOString())
-          .limit(rowLimit(chunkRows)),
-      )
-      .executeTakeFirst();
-    return numDeletedRows;
-  });
+  const events = signal?.aborted
+    ? 0
+    : await inChunks(async (tx, after) => {
+        const rows = await tx
+          .deleteFrom('events')
+          .where('id', 'in', (eb) =>
+            eb
+              .selectFrom('events')
+              .select('id')
+              .where('id', '>', after)
+              .where('id', '<', firstIdAt(eventsBefore))
+              .where('created_at', '<', eventsBefore.toISOString())
+              .orderBy('id')
+              .limit(rowLimit(chunkRows)),
+          )
+          .returning('id')
+          .execute();
+        return rows.map((row) => row.id);
+      });
   return { deliveries, events };
 }

@@ -64,7 +64,8 @@ describe('a request that does not arrive in full within REQUEST_TIMEOUT_MS', () 
     });
     expectProblem(answer, 408, /within 1 s/);
     expect(answer.closedAfterMs).toBeGreaterThanOrEqual(requestTimeoutMs - 50);
-    expect(answer.closedAfterMs).toBeLessThan(requestTimeoutMs + 2_000);
+    // Node checks for late requests every tenth of the bound; the rest is room for a loaded machine.
+    expect(answer.closedAfterMs).toBeLessThan(requestTimeoutMs + 5_000);
     const { data } = await service.client(token).GET('/api/web/v1/webhooks', {});
     expect(data).toEqual([]);
   });
@@ -89,6 +90,13 @@ it('answers headers over the size bound with 431', async () => {
 it('answers bytes that are not HTTP with 400 and says what the parser found', async () => {
   const answer = await exchange((socket) => socket.write('HELLO THERE\r\n\r\n'));
   expectProblem(answer, 400, /^The request is not valid HTTP\/1\.1: .+\.$/);
+});
+
+it('never answers a refused request in the place of an earlier one on the same connection (pipelining)', async () => {
+  // Both arrive in one packet: the health check is still being answered when the parser refuses what follows it.
+  // An answer written now would be read by the client as the health check's; the connection is closed instead.
+  const answer = await exchange((socket) => socket.write('GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\nHELLO\r\n\r\n'));
+  expect(answer.statusLine).not.toMatch(/^HTTP\/1\.1 400 /);
 });
 
 it('leaves a request that has arrived alone however long its answer takes (a slow test delivery)', async () => {

@@ -75,15 +75,15 @@ for (const backend of backends) {
         const now = Date.now();
 
         // Younger than the retention: nothing goes.
-        expect(await pruneDeliveryLog(db, hour, new Date(now + 0.5 * hour))).toEqual({ deliveries: 0, events: 0 });
+        expect(await pruneDeliveryLog(db, hour, { now: new Date(now + 0.5 * hour) })).toEqual({ deliveries: 0, events: 0 });
         // Past it: the three ended deliveries and their attempts; the pending one and the events stay.
-        expect(await pruneDeliveryLog(db, hour, new Date(now + 2 * hour))).toEqual({ deliveries: 3, events: 0 });
+        expect(await pruneDeliveryLog(db, hour, { now: new Date(now + 2 * hour) })).toEqual({ deliveries: 3, events: 0 });
         const left = await db.selectFrom('deliveries').select(['id', 'status']).execute();
         expect(left).toEqual([{ id: claimed[2]!.id, status: 'pending' }]);
         expect(await count(db, 'delivery_attempts')).toBe(1);
         expect(await count(db, 'events')).toBe(3);
         // Past the idempotency window too: the events go; the pending delivery still stays.
-        expect(await pruneDeliveryLog(db, hour, new Date(now + 25 * hour))).toEqual({ deliveries: 0, events: 3 });
+        expect(await pruneDeliveryLog(db, hour, { now: new Date(now + 25 * hour) })).toEqual({ deliveries: 0, events: 3 });
         expect(await count(db, 'deliveries')).toBe(1);
         // Its key is free again.
         const again = await events.publish('t', { type: 'order.created', data: { i: 0 }, idempotencyKey: 'key-0' });
@@ -119,7 +119,18 @@ for (const backend of backends) {
         const young = row('00000000-0000-4000-8000-000000000001', new Date());
         await db.insertInto('deliveries').values(young).execute();
 
-        expect(await pruneDeliveryLog(db, hour)).toEqual({ deliveries: 1_234, events: 0 });
+        // Stopped as soon as the first rows are gone: it ends after whole chunks of 100, the rest left for later.
+        const stop = new AbortController();
+        const pruning = pruneDeliveryLog(db, hour, { signal: stop.signal });
+        while ((await count(db, 'deliveries')) === 1_235) await new Promise((resolve) => setImmediate(resolve));
+        stop.abort();
+        const { deliveries: first } = await pruning;
+        expect(first % 100).toBe(0);
+        expect(first).toBeGreaterThan(0);
+        expect(first).toBeLessThan(1_234);
+        expect(await count(db, 'deliveries')).toBe(1_235 - first);
+
+        expect(await pruneDeliveryLog(db, hour)).toEqual({ deliveries: 1_234 - first, events: 0 });
         expect(await db.selectFrom('deliveries').select('id').execute()).toEqual([{ id: young.id }]);
       });
     }, 60_000);
