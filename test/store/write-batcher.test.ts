@@ -156,27 +156,29 @@ describe('reads on SQLite while another process holds the write lock', () => {
   it('reads the delivery log without waiting for the lock (a read snapshot does not take it)', async () => {
     const store = await backends[0]!.setup();
     const db = openDatabase(store);
-    // Another process takes the write lock and keeps it until told to let go (or for at most 20 s).
-    const holder = otherProcessOn(
-      store.dataDir,
-      `db.exec('begin immediate');
-       console.log('locked');
-       const release = () => { db.exec('commit'); process.exit(0); };
-       process.stdin.once('data', release);
-       setTimeout(release, 20000);`,
-    );
+    let holder: ReturnType<typeof otherProcessOn> | undefined;
     try {
       await migrateToLatest(db);
       const webhook = await new WebhookStore(db).create('t', input(1), `whsec_${Buffer.alloc(32, 1).toString('base64')}`);
       await new EventStore(db).publish('t', { type: 'order.created', data: {} });
+      // Only now (started earlier, it could take the lock before these writes, which then failed after busy_timeout):
+      // another process takes the write lock and keeps it until told to let go (or for at most 20 s).
+      holder = otherProcessOn(
+        store.dataDir,
+        `db.exec('begin immediate');
+         console.log('locked');
+         const release = () => { db.exec('commit'); process.exit(0); };
+         process.stdin.once('data', release);
+         setTimeout(release, 20000);`,
+      );
       await holder.started;
       // Still locked by the other process: the read must answer from its snapshot, not wait busy_timeout and fail.
       const page = await new DeliveryStore(db).listForWebhook('t', webhook.id, { limit: 10 });
       expect(page.items).toHaveLength(1);
       expect(holder.child.exitCode).toBeNull();
     } finally {
-      holder.child.stdin!.end('release\n');
-      holder.child.kill('SIGKILL');
+      holder?.child.stdin!.end('release\n');
+      holder?.child.kill('SIGKILL');
       await db.destroy();
       await store.cleanup();
     }
