@@ -6,9 +6,11 @@
 // Rows are found through their primary key: ids are UUIDv7, ordered by creation time, so "made before the cutoff"
 // is a range of the key, and no index is added for this (each one would cost every publish a page write). The
 // creation time is checked too, so a row whose id is not time-ordered is never deleted early.
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Kysely } from 'kysely';
 import { rowLimit } from './dialect.js';
 import { idempotencyWindowMs } from './events.js';
+import { firstRowIdAt } from './row-ids.js';
 import type { Database } from './schema.js';
 import { writesOf } from './write-batcher.js';
 
@@ -24,29 +26,10 @@ export interface PrunedRows {
  */
 const chunkRows = 100;
 
-/** The lowest UUIDv7 of the millisecond `at`: every id made before it sorts below. */
-export function firstIdAt(at: Date): string {
-  const hex = at.getTime().toString(16).padStart(12, '0');
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-7000-8000-000000000000`;
-}
-
 export interface PruneOptions {
   now?: Date;
   /** Stops between chunks once aborted (the worker stopping): a chunk that has begun still commits. */
   signal?: AbortSignal;
-}
-
-/** Waits `ms`, or less if `signal` is aborted meanwhile. */
-function pause(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener('abort', done, { once: true });
-  });
 }
 
 /** Deletes what has outlived `retentionMs` (see above), a chunk at a time; answers how many rows went. */
@@ -71,7 +54,8 @@ export async function pruneDeliveryLog(
       after = ids.reduce((highest, id) => (id > highest ? id : highest));
       // Each chunk is a transaction of its own, and a pause as long as it took follows it: a backlog (the first
       // start after months of log) takes at most half of the store's time, and requests go on in between.
-      await pause(Math.min(performance.now() - started, 1_000), signal);
+      // An abort ends the pause early (rejecting); the loop's condition then ends the pass.
+      await sleep(Math.min(performance.now() - started, 1_000), undefined, { signal }).catch(() => {});
     }
     return total;
   };
@@ -85,7 +69,7 @@ export async function pruneDeliveryLog(
           .selectFrom('deliveries')
           .select('id')
           .where('id', '>', after)
-          .where('id', '<', firstIdAt(deliveriesBefore))
+          .where('id', '<', firstRowIdAt(deliveriesBefore))
           .where('created_at', '<', deliveriesBefore.toISOString())
           .where('status', '<>', 'pending')
           .orderBy('id')
@@ -96,24 +80,22 @@ export async function pruneDeliveryLog(
       .execute();
     return rows.map((row) => row.id);
   });
-  const events = signal?.aborted
-    ? 0
-    : await inChunks(async (tx, after) => {
-        const rows = await tx
-          .deleteFrom('events')
-          .where('id', 'in', (eb) =>
-            eb
-              .selectFrom('events')
-              .select('id')
-              .where('id', '>', after)
-              .where('id', '<', firstIdAt(eventsBefore))
-              .where('created_at', '<', eventsBefore.toISOString())
-              .orderBy('id')
-              .limit(rowLimit(chunkRows)),
-          )
-          .returning('id')
-          .execute();
-        return rows.map((row) => row.id);
-      });
+  const events = await inChunks(async (tx, after) => {
+    const rows = await tx
+      .deleteFrom('events')
+      .where('id', 'in', (eb) =>
+        eb
+          .selectFrom('events')
+          .select('id')
+          .where('id', '>', after)
+          .where('id', '<', firstRowIdAt(eventsBefore))
+          .where('created_at', '<', eventsBefore.toISOString())
+          .orderBy('id')
+          .limit(rowLimit(chunkRows)),
+      )
+      .returning('id')
+      .execute();
+    return rows.map((row) => row.id);
+  });
   return { deliveries, events };
 }

@@ -19,3 +19,8 @@ import { randomBytes } from '../random-bytes.js';
 export function newRowId(): string {
   return v7({ random: randomBytes(16) });
 }
+
+/** The lowest id of the millisecond `at`: every id made before it sorts below it (retention finds rows by this). */
+export function firstRowIdAt(at: Date): string {
+  return v7({ msecs: at.getTime(), random: new Uint8Array(16) });
+}

@@ -3,11 +3,12 @@
 // worker inside the service prunes on its own. Time is passed in (`now`) where it must be far ahead; the service
 // test waits out a one-second retention for real.
 import type { Kysely } from 'kysely';
+import { v7 } from 'uuid';
 import { describe, expect, it } from 'vitest';
 import { type CompletedAttempt, DeliveryStore } from '../../server/store/deliveries.js';
 import { EventStore } from '../../server/store/events.js';
-import { firstIdAt, pruneDeliveryLog } from '../../server/store/retention.js';
-import { newRowId } from '../../server/store/row-ids.js';
+import { pruneDeliveryLog } from '../../server/store/retention.js';
+import { firstRowIdAt } from '../../server/store/row-ids.js';
 import type { Database } from '../../server/store/schema.js';
 import { WebhookStore } from '../../server/store/webhooks.js';
 import { startReceiver } from '../delivery/receiver.js';
@@ -20,21 +21,17 @@ const hour = 3_600_000;
 const count = async (db: Kysely<Database>, table: 'deliveries' | 'delivery_attempts' | 'events') =>
   Number((await db.selectFrom(table).select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).n);
 
+/** A UUIDv7 made at `at` (row-ids.ts makes them at the current time). */
+const newRowIdAt = (at: Date) => v7({ msecs: at.getTime() });
+
 it('the lowest id of a millisecond sorts above every id made before it and at or below those made in it', () => {
   const at = new Date('2026-12-02T11:00:00.000Z');
   const before = newRowIdAt(new Date(at.getTime() - 1));
   const during = newRowIdAt(at);
-  expect(before < firstIdAt(at)).toBe(true);
-  expect(firstIdAt(at) <= during).toBe(true);
-  expect(firstIdAt(at)).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7000-8000-000000000000$/);
+  expect(before < firstRowIdAt(at)).toBe(true);
+  expect(firstRowIdAt(at) <= during).toBe(true);
+  expect(firstRowIdAt(at)).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7000-8000-000000000000$/);
 });
-
-/** A UUIDv7 made at `at` (row-ids.ts makes them at the current time). */
-function newRowIdAt(at: Date): string {
-  const id = newRowId().replace(/-/g, '');
-  const hex = at.getTime().toString(16).padStart(12, '0') + id.slice(12);
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
-}
 
 for (const backend of backends) {
   describe.skipIf(!backend.available)(`pruning the delivery log on ${backend.name}`, () => {
