@@ -8,7 +8,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRepl
 import openapiGlue from 'fastify-openapi-glue';
 import type { Kysely } from 'kysely';
 import { createApiKeyVerifier } from './auth/api-key-verifier.js';
-import { createSecurityHandlers } from './auth/bearer-auth.js';
+import { authenticateBeforeParsing, createSecurityHandlers } from './auth/bearer-auth.js';
 import { createJwtVerifier } from './auth/jwt-verifier.js';
 import type { Config } from './config.js';
 import { contract, type ServiceHandlers } from './contract.js';
@@ -110,6 +110,7 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
     });
   }
   await app.register(fastifyAuth);
+  authenticateBeforeParsing(app);
 
   const webhooks = new WebhookStore(db);
   const deliveries = new DeliveryStore(db);

@@ -2,7 +2,7 @@
 // @fastify/auth (the first that accepts the token wins); the permission an operation needs is the scope in its
 // security requirement, which fastify-openapi-glue hands to the security handler below. No second list in code.
 import { promisify } from 'node:util';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
 import { apiKeyPrefix } from '../store/api-keys.js';
 import { invalidCredentials, missingCredentials, missingPermission } from '../http/problems.js';
 import type { ApiKeyVerifier } from './api-key-verifier.js';
@@ -66,4 +66,20 @@ export function createSecurityHandlers(app: FastifyInstance, options: BearerAuth
       if (missing.length > 0) throw missingPermission(missing);
     },
   };
+}
+
+/**
+ * fastify-openapi-glue runs an operation's security handler as the route's `preHandler`, after Fastify has read,
+ * parsed and validated the request: a caller without a valid token got a 400 that described the contract's schema
+ * (where the Prism mock, and Stripe or GitHub, answer 401), and made the service parse its body. This moves it to
+ * the route's `onRequest`, before the body is read: who may call is decided first, then whether the call is valid.
+ * Register it before the glue plugin; every route added after it, HEAD routes included, is changed.
+ */
+export function authenticateBeforeParsing(app: FastifyInstance): void {
+  app.addHook('onRoute', (route: RouteOptions) => {
+    if (route.preHandler === undefined) return;
+    const onRequest = route.onRequest === undefined ? [] : [route.onRequest].flat();
+    route.onRequest = [...onRequest, ...[route.preHandler].flat()] as RouteOptions['onRequest'];
+    delete route.preHandler;
+  });
 }

@@ -97,24 +97,37 @@ export function sendProblem(reply: FastifyReply, request: FastifyRequest, proble
     .send({ ...problem.body, status: problem.status, instance: request.url.split('?')[0] });
 }
 
-/** The longest rejected body (413) read to its end, so the client can finish sending and read the answer. */
+/** The most of an unread body the service reads and discards after an error answer, so the client can read it. */
 const maxDiscardedBodyBytes = 16 * 1024 * 1024;
 
 /**
- * Fastify answers a body over the limit before reading it, and marks the connection to close. Closed with the
- * client's upload still arriving, the socket answers it with a reset, and a client or proxy still writing the body
- * fails on that instead of reading the 413 (Prism's proxy answered 500 for it). A body of a known, bounded length
- * is read and discarded instead (Node does so for an answer sent before the body was read), and the connection
- * stays open; a longer or chunked one still closes it.
+ * An error can be answered before the request's body was read: a body over the limit (413, which Fastify answers
+ * before reading it and marks the connection to close), a media type the operation does not take (415), a caller
+ * refused before its body is parsed (401/403). A connection closed with the client's upload still arriving answers
+ * it with a reset, which can reach the client before it read the answer (Prism's proxy answered 500 for it). So the
+ * rest of the body is read and discarded, and the connection stays open for the next request; but never more than
+ * 16 MiB of it, so that nobody can make the service read an endless body it has refused: a declared length over
+ * that closes the connection with the answer, and a chunked body that grows past it is cut off.
  */
-function keepOpenAfterTooLarge(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
-  if (error.code !== 'FST_ERR_CTP_BODY_TOO_LARGE') return;
-  if (Number(request.headers['content-length']) <= maxDiscardedBodyBytes) reply.removeHeader('connection');
+function discardUnreadBody(request: FastifyRequest, reply: FastifyReply): void {
+  const body = request.raw;
+  if (body.complete) return;
+  if (Number(request.headers['content-length']) > maxDiscardedBodyBytes) {
+    reply.header('connection', 'close');
+    return;
+  }
+  reply.removeHeader('connection');
+  let discarded = 0;
+  body.on('data', (chunk: Buffer) => {
+    discarded += chunk.length;
+    if (discarded > maxDiscardedBodyBytes) body.socket.destroy();
+  });
+  body.resume();
 }
 
 export function registerErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((error: FastifyError, request, reply) => {
-    keepOpenAfterTooLarge(error, request, reply);
+    discardUnreadBody(request, reply);
     return sendProblem(reply, request, toProblem(error, request));
   });
   app.setNotFoundHandler((request, reply) =>

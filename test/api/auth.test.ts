@@ -70,6 +70,44 @@ describe('API keys and permissions', () => {
     expect(response.status).toBe(401);
   });
 
+  // Who may call is decided before whether the call is valid, as the Prism mock does: a caller without a valid
+  // token learns nothing of the schema from a 400, and the service does not parse its body.
+  const invalidRequests: [name: string, method: string, path: string, init?: { type: string; body: string }][] = [
+    ['a body the schema refuses', 'POST', '/api/web/v1/webhooks', { type: 'application/json', body: '{"bad":1}' }],
+    ['a body that is not JSON', 'POST', '/api/web/v1/webhooks', { type: 'application/json', body: '{broken' }],
+    ['a media type the operation does not take', 'POST', '/api/web/v1/webhooks', { type: 'text/plain', body: 'hi' }],
+    ['a body over the size limit', 'POST', '/api/web/v1/webhooks', { type: 'application/json', body: 'x'.repeat(2 << 20) }],
+    ['an id that is not a UUID', 'GET', '/api/web/v1/webhooks/not-a-uuid'],
+    ['a query the schema refuses', 'GET', '/api/web/v1/webhooks?limit=0'],
+    ['a body the schema refuses, on update', 'PUT', `/api/web/v1/webhooks/${someId}`, { type: 'application/json', body: '[]' }],
+  ];
+  const send = (method: string, path: string, token: string | undefined, init?: { type: string; body: string }) =>
+    fetch(`${service.baseUrl}${path}`, {
+      method,
+      headers: {
+        ...(token ? { authorization: `Bearer ${token}` } : {}),
+        ...(init ? { 'content-type': init.type } : {}),
+      },
+      body: init?.body,
+    });
+
+  it.each(invalidRequests)('answers 401, not 400, to %s sent without a valid token', async (_name, method, path, init) => {
+    for (const token of [undefined, 'whk_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA']) {
+      const response = await send(method, path, token, init);
+      expect(response.status).toBe(401);
+      expect(response.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+      expect(JSON.stringify(await response.json())).not.toMatch(/schema|body|pattern|limit|media/i);
+    }
+  });
+
+  it.each(invalidRequests)('answers 403 to %s from a key without the permission, and 4xx with it', async (_name, method, path, init) => {
+    const permission = method === 'GET' ? 'WEBHOOKS:VIEW' : method === 'POST' ? 'WEBHOOKS:ADD' : 'WEBHOOKS:EDIT';
+    const without = await service.token('tenant-a', allPermissions.filter((p) => p !== permission));
+    expect((await send(method, path, without, init)).status).toBe(403);
+    const withIt = await send(method, path, await service.token('tenant-a', [permission]), init);
+    expect([400, 413, 415]).toContain(withIt.status);
+  });
+
   describe.each(operations)('%s (needs %s)', (_operationId, permission, call) => {
     it('answers 403 to a key holding every permission but that one', async () => {
       const token = await service.token('tenant-a', allPermissions.filter((p) => p !== permission));

@@ -129,16 +129,23 @@ describe('other bad requests', () => {
     expect((await response.json()).status).toBe(413);
   });
 
-  it('reads an oversized body of known length to its end after the 413, so the client can finish and go on', async () => {
+  // Answers given before the body was read: 413 (over the limit), 415 (a media type the operation does not take),
+  // 401 (no valid token: callers are refused before their body is parsed).
+  const earlyAnswers: [status: number, headers: string][] = [
+    [413, 'authorization: Bearer TOKEN\r\ncontent-type: application/json\r\n'],
+    [415, 'authorization: Bearer TOKEN\r\ncontent-type: text/plain\r\n'],
+    [401, 'content-type: application/json\r\n'],
+  ];
+  const post = (headers: string, framing: string) =>
+    `POST /api/web/v1/webhooks HTTP/1.1\r\nhost: 127.0.0.1\r\n${headers.replace('TOKEN', token)}${framing}\r\n\r\n`;
+
+  it.each(earlyAnswers)('reads a body of known length to its end after a %d, so the client can finish and go on', async (status, headers) => {
     const { socket, received, errors } = await rawConnection();
     const body = JSON.stringify({ ...valid, description: 'x'.repeat(2 * 1024 * 1024) });
-    socket.write(
-      `POST /api/web/v1/webhooks HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer ${token}\r\n` +
-        `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n`,
-    );
+    socket.write(post(headers, `content-length: ${Buffer.byteLength(body)}`));
     // The answer comes before the body was sent; a client or proxy may still be writing it then.
-    await until(() => received.text.includes('"status":413'));
-    expect(received.text).toMatch(/^HTTP\/1\.1 413 /);
+    await until(() => received.text.includes(`"status":${status}`));
+    expect(received.text).toMatch(new RegExp(`^HTTP/1\\.1 ${status} `));
     expect(received.text).not.toMatch(/\r\nconnection: close\r\n/i);
     for (let sent = 0; sent < body.length; sent += 256 * 1024) {
       socket.write(body.slice(sent, sent + 256 * 1024));
@@ -153,20 +160,65 @@ describe('other bad requests', () => {
     socket.destroy();
   });
 
-  it('closes the connection after the 413 of an oversized body of unknown length (chunked)', async () => {
-    const { socket, received, closed } = await rawConnection();
-    socket.write(
-      `POST /api/web/v1/webhooks HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer ${token}\r\n` +
-        'content-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n',
-    );
+  it.each(earlyAnswers)('reads a chunked body to its end after a %d too, and goes on', async (status, headers) => {
+    const { socket, received, errors } = await rawConnection();
+    socket.write(post(headers, 'transfer-encoding: chunked'));
     const chunk = 'x'.repeat(256 * 1024);
-    for (let i = 0; i < 8 && !received.text.includes('"status":413'); i++) {
+    for (let i = 0; i < 8; i++) {
       socket.write(`${chunk.length.toString(16)}\r\n${chunk}\r\n`);
       await new Promise((resolve) => setTimeout(resolve, 2));
     }
-    await until(() => received.text.includes('"status":413'));
-    expect(received.text).toMatch(/^HTTP\/1\.1 413 [^]*\r\nconnection: close\r\n/i);
+    socket.write('0\r\n\r\n');
+    await until(() => received.text.includes(`"status":${status}`));
+    expect(received.text).toMatch(new RegExp(`^HTTP/1\\.1 ${status} `));
+    expect(received.text).not.toMatch(/\r\nconnection: close\r\n/i);
+    const before = received.text.length;
+    socket.write('GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n');
+    await until(() => /\r\n\r\n/.test(received.text.slice(before)));
+    expect(received.text.slice(before)).toMatch(/^HTTP\/1\.1 200 /);
+    expect(errors).toEqual([]);
+    socket.destroy();
+  });
+
+  it.each(earlyAnswers)('cuts off a chunked body that grows past 16 MiB after a %d', async (status, headers) => {
+    const { socket, received, closed } = await rawConnection();
+    let isClosed = false;
+    void closed.then(() => (isClosed = true));
+    socket.write(post(headers, 'transfer-encoding: chunked'));
+    const chunk = 'x'.repeat(1024 * 1024);
+    let sent = 0;
+    while (!isClosed && sent < 64) {
+      if (!socket.write(`${chunk.length.toString(16)}\r\n${chunk}\r\n`)) {
+        await Promise.race([new Promise((resolve) => socket.once('drain', resolve)), closed]);
+      }
+      sent++;
+    }
     await closed;
+    expect(sent).toBeLessThan(64);
+    expect(received.text).toMatch(new RegExp(`^HTTP/1\\.1 ${status} `));
+    socket.destroy();
+  });
+
+  it.each(earlyAnswers)('closes the connection after a %d to a declared body over 16 MiB, without reading it', async (status, headers) => {
+    const { socket, received, closed } = await rawConnection();
+    socket.write(post(headers, `content-length: ${17 * 1024 * 1024}`));
+    await until(() => received.text.includes(`"status":${status}`));
+    expect(received.text).toMatch(new RegExp(`^HTTP/1\\.1 ${status} [^]*\r\nconnection: close\r\n`, 'i'));
+    await closed;
+    socket.destroy();
+  });
+
+  it('keeps the connection open after refusing a request without a body', async () => {
+    const { socket, received, errors } = await rawConnection();
+    socket.write('GET /api/web/v1/webhooks HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n');
+    await until(() => received.text.includes('"status":401'));
+    socket.write(`GET /api/web/v1/webhooks/${'0'.repeat(8)}-0000-7000-8000-${'0'.repeat(12)} HTTP/1.1\r\n` +
+      `host: 127.0.0.1\r\nauthorization: Bearer ${token}\r\n\r\n`);
+    await until(() => received.text.includes('"status":404'));
+    socket.write('GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n');
+    await until(() => /HTTP\/1\.1 200 /.test(received.text));
+    expect(received.text).not.toMatch(/\r\nconnection: close\r\n/i);
+    expect(errors).toEqual([]);
     socket.destroy();
   });
 
