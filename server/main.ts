@@ -95,9 +95,11 @@ async function keys(config: Config, args: string[]): Promise<void> {
 }
 
 async function bootstrapKey(config: Config, store: ApiKeyStore, address: string): Promise<void> {
-  if (!config.bootstrapKey || (await store.count()) > 0) return;
+  if (!config.bootstrapKey) return;
   const permissions = [...contractPermissions];
-  const key = await store.create('default', permissions);
+  // One key between all processes starting at once on an empty store; none when any key exists.
+  const key = await store.createFirst('default', permissions);
+  if (!key) return;
   // Printed, not logged: the token must not end up in log storage.
   process.stdout.write(
     `\nNo API key existed, so one was made for tenant "default" with ${permissions.join(', ')}.\n` +

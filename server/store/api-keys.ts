@@ -1,7 +1,8 @@
 // API keys: opaque bearer tokens `whk_…`, each bound to one tenant and a set of permissions. Only a SHA-256
 // of the token is stored (the tokens are 256 random bits, so a slow hash would add nothing).
 import crypto, { createHash, randomBytes } from 'node:crypto';
-import type { Kysely, Selectable } from 'kysely';
+import { type Kysely, type Selectable, sql } from 'kysely';
+import { isPostgres } from './dialect.js';
 import { newRowId } from './row-ids.js';
 import type { ApiKeysTable, Database } from './schema.js';
 import { writesOf } from './write-batcher.js';
@@ -40,24 +41,66 @@ function toApiKey(row: Selectable<ApiKeysTable>): ApiKey {
   };
 }
 
+/** The advisory lock (PostgreSQL) that makers of a first key take turns on: any number unique to the purpose. */
+const firstKeyLock = 0x7768_6b31; // "whk1"
+
+const keyColumns = [
+  'id',
+  'tenant_id',
+  'token_hash',
+  'token_prefix',
+  'permissions',
+  'created_at',
+  'expires_at',
+  'revoked_at',
+] as const satisfies readonly (keyof ApiKeysTable)[];
+
+function newKey(tenant: string, permissions: string[], expiresAt?: Date) {
+  const token = apiKeyPrefix + randomBytes(32).toString('base64url');
+  const row = {
+    id: newRowId(),
+    tenant_id: tenant,
+    token_hash: hashToken(token),
+    token_prefix: token.slice(0, 12),
+    permissions: JSON.stringify(permissions),
+    created_at: new Date().toISOString(),
+    expires_at: expiresAt?.toISOString() ?? null,
+    revoked_at: null,
+  };
+  return { row, token };
+}
+
 export class ApiKeyStore {
   constructor(private readonly db: Kysely<Database>) {}
 
   /** Makes a key and returns it with its token, which is shown this once and never stored. */
   async create(tenant: string, permissions: string[], expiresAt?: Date): Promise<ApiKey & { token: string }> {
-    const token = apiKeyPrefix + randomBytes(32).toString('base64url');
-    const row = {
-      id: newRowId(),
-      tenant_id: tenant,
-      token_hash: hashToken(token),
-      token_prefix: token.slice(0, 12),
-      permissions: JSON.stringify(permissions),
-      created_at: new Date().toISOString(),
-      expires_at: expiresAt?.toISOString() ?? null,
-      revoked_at: null,
-    };
+    const { row, token } = newKey(tenant, permissions, expiresAt);
     await writesOf(this.db).run((tx) => tx.insertInto('api_keys').values(row).execute());
     return { ...toApiKey(row), token };
+  }
+
+  /**
+   * Makes a key only if the store holds none (the key a first start prints), and undefined when one exists. Many
+   * processes starting at once on an empty store make one key between them: on SQLite the check and the insert are
+   * one statement under the write lock; on PostgreSQL, where two such statements would each miss the other's
+   * uncommitted row, the makers take turns on a transaction-scoped advisory lock.
+   */
+  async createFirst(tenant: string, permissions: string[]): Promise<(ApiKey & { token: string }) | undefined> {
+    const { row, token } = newKey(tenant, permissions);
+    const result = await writesOf(this.db).run(async (tx) => {
+      if (isPostgres(tx)) await sql`select pg_advisory_xact_lock(${firstKeyLock})`.execute(tx);
+      return tx
+        .insertInto('api_keys')
+        .columns(keyColumns)
+        .expression(
+          tx
+            .selectNoFrom((eb) => keyColumns.map((column) => eb.val(row[column]).as(column)))
+            .where(({ not, exists, selectFrom }) => not(exists(selectFrom('api_keys').select('id')))),
+        )
+        .executeTakeFirstOrThrow();
+    });
+    return result.numInsertedOrUpdatedRows === 1n ? { ...toApiKey(row), token } : undefined;
   }
 
   async findByTokenHash(tokenHash: string): Promise<ApiKey | undefined> {
@@ -86,13 +129,5 @@ export class ApiKeyStore {
         .executeTakeFirst(),
     );
     return result.numUpdatedRows > 0n;
-  }
-
-  async count(): Promise<number> {
-    const { n } = await this.db
-      .selectFrom('api_keys')
-      .select((eb) => eb.fn.countAll<number | string>().as('n'))
-      .executeTakeFirstOrThrow();
-    return Number(n);
   }
 }
