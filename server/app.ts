@@ -110,7 +110,6 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
     });
   }
   await app.register(fastifyAuth);
-  authenticateBeforeParsing(app);
 
   const webhooks = new WebhookStore(db);
   const deliveries = new DeliveryStore(db);
@@ -124,13 +123,17 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
     ...deliveryHandlers({ webhooks, deliveries, notifyWorker }),
     ...serviceHandlers(db),
   };
-  await app.register(openapiGlue, {
-    specification: structuredClone(contract),
-    serviceHandlers: sendEmptyBodies(handlers),
-    securityHandlers: createSecurityHandlers(app, {
-      apiKeys: createApiKeyVerifier(new ApiKeyStore(db), config.apiKeyCacheTtlMs),
-      ...(config.jwt ? { jwt: createJwtVerifier(config.jwt) } : {}),
-    }),
+  // The contract's routes in a scope of their own, where their security handlers run before the body is read.
+  await app.register(async (api) => {
+    authenticateBeforeParsing(api);
+    await api.register(openapiGlue, {
+      specification: structuredClone(contract),
+      serviceHandlers: sendEmptyBodies(handlers),
+      securityHandlers: createSecurityHandlers(app, {
+        apiKeys: createApiKeyVerifier(new ApiKeyStore(db), config.apiKeyCacheTtlMs),
+        ...(config.jwt ? { jwt: createJwtVerifier(config.jwt) } : {}),
+      }),
+    });
   });
 
   // Requests in flight finish first (Fastify closes the server before onClose), then the worker, then the pool.

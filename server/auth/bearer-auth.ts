@@ -73,7 +73,8 @@ export function createSecurityHandlers(app: FastifyInstance, options: BearerAuth
  * parsed and validated the request: a caller without a valid token got a 400 that described the contract's schema
  * (where the Prism mock, and Stripe or GitHub, answer 401), and made the service parse its body. This moves it to
  * the route's `onRequest`, before the body is read: who may call is decided first, then whether the call is valid.
- * Register it before the glue plugin; every route added after it, HEAD routes included, is changed.
+ * Call it in the scope that registers the glue plugin, and nothing else: every route added in that scope after it,
+ * HEAD routes included, is changed.
  */
 export function authenticateBeforeParsing(app: FastifyInstance): void {
   app.addHook('onRoute', (route: RouteOptions) => {

@@ -117,22 +117,33 @@ function discardUnreadBody(request: FastifyRequest, reply: FastifyReply): void {
     return;
   }
   reply.removeHeader('connection');
+  const socket = body.socket;
+  answeredWhileReceiving.add(socket);
   let discarded = 0;
   body.on('data', (chunk: Buffer) => {
     discarded += chunk.length;
-    if (discarded > maxDiscardedBodyBytes) body.socket.destroy();
+    if (discarded > maxDiscardedBodyBytes) socket.destroy();
   });
+  body.on('end', () => answeredWhileReceiving.delete(socket));
   body.resume();
 }
+
+/**
+ * Connections whose request was answered before its body had arrived, while the rest of it is discarded. If that
+ * rest then fails (it arrives too slowly, or is not valid HTTP), the client has its answer already: a second one
+ * would be read as the next request's (answerClientError closes these without writing).
+ */
+const answeredWhileReceiving = new WeakSet<Socket>();
 
 export function registerErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((error: FastifyError, request, reply) => {
     discardUnreadBody(request, reply);
     return sendProblem(reply, request, toProblem(error, request));
   });
-  app.setNotFoundHandler((request, reply) =>
-    sendProblem(reply, request, plainProblem(404, `There is no ${request.method} ${request.url.split('?')[0]}.`)),
-  );
+  app.setNotFoundHandler((request, reply) => {
+    discardUnreadBody(request, reply);
+    return sendProblem(reply, request, plainProblem(404, `There is no ${request.method} ${request.url.split('?')[0]}.`));
+  });
 }
 
 /** What Node's HTTP parser refused, as a problem. */
@@ -167,7 +178,8 @@ export function answerClientError(requestTimeoutMs: number) {
     // arrived whole (pipelining), the client would read the problem as that request's answer: close instead.
     // (Node's own handler answers in both cases.)
     const inFlight = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
-    if (socket.writable && (!inFlight || (!inFlight.req.complete && !inFlight.headersSent))) {
+    const answered = answeredWhileReceiving.has(socket);
+    if (socket.writable && !answered && (!inFlight || (!inFlight.req.complete && !inFlight.headersSent))) {
       const body = JSON.stringify({ ...problem.body, status: problem.status });
       socket.write(
         `HTTP/1.1 ${problem.status} ${problem.body.title}\r\ncontent-type: application/problem+json\r\n` +

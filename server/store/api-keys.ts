@@ -84,12 +84,17 @@ export class ApiKeyStore {
    * Makes a key only if the store holds none (the key a first start prints), and undefined when one exists. Many
    * processes starting at once on an empty store make one key between them: on SQLite the check and the insert are
    * one statement under the write lock; on PostgreSQL, where two such statements would each miss the other's
-   * uncommitted row, the makers take turns on a transaction-scoped advisory lock.
+   * uncommitted row, the makers take turns on a transaction-scoped advisory lock, at read committed.
    */
   async createFirst(tenant: string, permissions: string[]): Promise<(ApiKey & { token: string }) | undefined> {
     const { row, token } = newKey(tenant, permissions);
     const result = await writesOf(this.db).run(async (tx) => {
-      if (isPostgres(tx)) await sql`select pg_advisory_xact_lock(${firstKeyLock})`.execute(tx);
+      if (isPostgres(tx)) {
+        // Read committed whatever the server's default: the check below must see a key committed while this
+        // transaction waited for the lock, which a snapshot taken before the wait (repeatable read) would not.
+        await sql`set transaction isolation level read committed`.execute(tx);
+        await sql`select pg_advisory_xact_lock(${firstKeyLock})`.execute(tx);
+      }
       return tx
         .insertInto('api_keys')
         .columns(keyColumns)

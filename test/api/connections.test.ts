@@ -115,3 +115,14 @@ it('leaves a request that has arrived alone however long its answer takes (a slo
     await receiver.close();
   }
 });
+
+it('gives a refused request one answer only, even when its body then arrives too slowly', async () => {
+  // Refused at once (no token) with the body still to come; the service waits for it to discard it, and the
+  // request timeout then ends the connection. A 408 written now would be read as the next request's answer.
+  const answer = await exchange((socket) =>
+    socket.write('POST /api/web/v1/webhooks HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{'),
+  );
+  expect(answer.statusLine).toMatch(/^HTTP\/1\.1 401 /);
+  expect(answer.body).not.toContain('HTTP/1.1');
+  expect(answer.closedAfterMs).toBeGreaterThanOrEqual(requestTimeoutMs - 50);
+});
