@@ -128,8 +128,10 @@ export class DeliveryStore {
     const lease = { leaseUntil: new Date(now.getTime() + leaseMs).toISOString(), leaseId: randomUUID() };
     const { rows } = await writesOf(this.db).run(
       (tx) => claimDueQuery(tx, { ...lease, at, limit }),
-      // An update that returns no row changed none.
-      (result) => result.rows.length === 0,
+      // A lease need not reach the disk before its deliveries are sent: lost in a crash, they are claimed and sent
+      // again, as at-least-once allows. An outcome's sync covers it (docs/performance.md, ninth round: 5 % less
+      // CPU per event than syncing each claim).
+      () => true,
     );
     return rows as ClaimedDelivery[];
   }

@@ -5,8 +5,9 @@
 // that arrive while the log syncs cannot be answered before the sync after it, so they are committed together once
 // the running sync ends, not turn by turn as they arrive: one commit and one disk sync serve them all (inserts of
 // one commit share the pages they append to; docs/performance.md, sixth round). A batch whose writes all say they
-// changed nothing (the delivery worker's claim of an empty queue, four times a second on an idle service) asks for
-// no sync of its own: each sync is a cache flush of the disk, even of a log with nothing new in it.
+// need no sync of their own asks for none (each sync is a cache flush of the disk, even of a log with nothing new
+// in it): the delivery worker's claims, four times a second on an idle service and once every few events under
+// load, whose leases may be lost in a crash (the deliveries are then claimed and sent again).
 // PostgreSQL overlaps commits across its connections by itself, so there each write is its own transaction.
 import { CompiledQuery, type Kysely, type Transaction } from 'kysely';
 import { isPostgres } from './dialect.js';
@@ -18,7 +19,7 @@ export type WriteWork<T> = (tx: Transaction<Database>) => Promise<T>;
 
 interface Queued {
   work: WriteWork<unknown>;
-  changedNothing?: (value: unknown) => boolean;
+  needsNoSync?: (value: unknown) => boolean;
   resolve(value: unknown): void;
   reject(reason: unknown): void;
 }
@@ -66,18 +67,20 @@ export class WriteBatcher {
   }
 
   /**
-   * Runs `work` in a transaction (shared with other writes on SQLite) and resolves once it is committed.
-   * `changedNothing`, given what the work answered, says it changed no row: then its answer waits only for the log
-   * syncs already under way, not for one of its own.
+   * Runs `work` in a transaction (shared with other writes on SQLite) and resolves once it is committed and on
+   * disk. `needsNoSync`, given what the work answered, says its writes need not reach the disk before it is
+   * answered (it changed nothing, or nothing a crash may not undo): then its answer waits only for the log syncs
+   * already under way (what it read may come from the commits they cover), not for one of its own. A later sync
+   * covers its writes too: the log is synced in commit order.
    */
-  run<T>(work: WriteWork<T>, changedNothing?: (value: T) => boolean): Promise<T> {
+  run<T>(work: WriteWork<T>, needsNoSync?: (value: T) => boolean): Promise<T> {
     // A store opened on a transaction (a caller grouping writes itself) writes straight into it.
     if (this.db.isTransaction) return work(this.db as Transaction<Database>);
     if (!this.grouped) return this.db.transaction().execute(work);
     return new Promise<T>((resolve, reject) => {
       this.queue.push({
         work,
-        changedNothing: changedNothing as Queued['changedNothing'],
+        needsNoSync: needsNoSync as Queued['needsNoSync'],
         resolve: resolve as (value: unknown) => void,
         reject,
       });
@@ -119,13 +122,13 @@ export class WriteBatcher {
       });
     if (!this.walSync) return answer();
     // Committed, but not yet on disk: nobody is answered before it is, and the next batch commits once this sync
-    // has ended (drain). A batch that changed nothing waits only for the syncs under way, as what it answers may
+    // has ended (drain). A batch that needs no sync waits only for the syncs under way, as what it answers may
     // have been read from a commit they cover.
-    const changedNothing = batch.every(({ changedNothing }, i) => {
+    const needsNoSync = batch.every(({ needsNoSync }, i) => {
       const outcome = outcomes[i]!;
-      return outcome.ok && changedNothing?.(outcome.value) === true;
+      return outcome.ok && needsNoSync?.(outcome.value) === true;
     });
-    const synced = changedNothing ? this.walSync.settled() : this.walSync.sync();
+    const synced = needsNoSync ? this.walSync.settled() : this.walSync.sync();
     this.syncing = synced.then(answer, rejectAll);
   }
 }

@@ -6,8 +6,8 @@
 //   the caller's commit reached the log), so a burst of commits costs two syncs, not one each;
 // - the store really runs with synchronous=NORMAL, syncs the WAL before answering a write, and closes the WAL file
 //   it keeps open when the store is destroyed;
-// - a batch that changed nothing (the worker's claim of an empty queue) asks for no sync (each is a disk cache
-//   flush), but is answered only after the syncs already under way;
+// - the worker's claims ask for no sync (each is a disk cache flush; a lease lost in a crash only means its
+//   deliveries are sent again), but are answered only after the syncs already under way;
 // - PostgreSQL has no WAL sync of ours (its commits are durable when they return).
 import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { pbkdf2 } from 'node:crypto';
@@ -278,7 +278,7 @@ describe('the embedded store', () => {
     }
   });
 
-  it('asks for no sync for a batch that changed nothing (an empty claim), but waits for syncs under way', async () => {
+  it('asks for no sync for a claim, empty or not, but waits for syncs under way', async () => {
     await withMigratedStore(sqlite, async (db) => {
       const walSync = walSyncOf(db)!;
       const calls: string[] = [];
@@ -292,8 +292,14 @@ describe('the embedded store', () => {
       const deliveries = new DeliveryStore(db);
       for (let i = 0; i < 3; i++) expect(await deliveries.claimDue(10, 60_000)).toEqual([]);
       expect(calls).toEqual(['sync', 'settled', 'settled', 'settled']);
+      const other = 'https://other.example.com/h';
+      await new WebhookStore(db).create('t', { ...hook, callbackUrl: other, callbackUrlKey: other }, secret);
+      calls.length = 0;
+      // Publishing is answered after its own sync; claiming what it made needs none.
       await new EventStore(db).publish('t', { type: 'order.created', data: {} });
-      expect(calls.at(-1)).toBe('sync');
+      expect(calls).toEqual(['sync']);
+      expect(await deliveries.claimDue(10, 60_000)).toHaveLength(2);
+      expect(calls).toEqual(['sync', 'settled']);
     });
   });
 
