@@ -57,8 +57,8 @@ export function openDatabase(location: StoreLocation): Kysely<Database> {
   file.pragma('temp_store = MEMORY');
   // The first read creates the -wal file if no connection had yet.
   file.prepare('select count(*) from sqlite_master').get();
-  const walSync = WalSync.open(`${path}-wal`);
   const changes = changeSignalOf(file, path);
+  const walSync = WalSync.open(`${path}-wal`, () => changes.dataVersion());
   const db = new Kysely<Database>({
     dialect: new ImmediateSqliteDialect({
       database: withStatementCache(file, () => {

@@ -89,15 +89,24 @@ export class WalSync {
    */
   failure: Error | undefined;
 
+  /** `othersCommitted()` at the start of the last sync. */
+  private othersCommittedAtSync: number;
+
   /**
    * `walPath` is the database's `-wal` file. It is opened once and kept open: SQLite keeps that file (same inode)
    * for as long as any connection, this one included, has the database open, and fdatasync flushes the file's
-   * data whichever descriptor wrote it.
+   * data whichever descriptor wrote it. `othersCommitted` answers a number that changes whenever another
+   * connection (another process) has committed to the file (sqlite-changes.ts); without it, none is assumed to.
    */
-  constructor(private readonly fd: number) {}
+  constructor(
+    private readonly fd: number,
+    private readonly othersCommitted: () => number = () => 0,
+  ) {
+    this.othersCommittedAtSync = othersCommitted();
+  }
 
-  static open(walPath: string): WalSync {
-    return new WalSync(openSync(walPath, 'r'));
+  static open(walPath: string, othersCommitted?: () => number): WalSync {
+    return new WalSync(openSync(walPath, 'r'), othersCommitted);
   }
 
   /** Resolves once everything committed before this call is on disk. */
@@ -126,6 +135,16 @@ export class WalSync {
     return this.queued ?? this.running ?? Promise.resolve();
   }
 
+  /**
+   * Resolves once every commit this process may have read is on disk, for a write that needs no sync of its own
+   * (the worker's claim): this process's commits are covered by the syncs under way (settled), and another
+   * process's commit since the last sync began (a second server publishing on the same file) by a sync of its
+   * own, since that process may not have synced it yet.
+   */
+  readsSynced(): Promise<void> {
+    return this.othersCommitted() === this.othersCommittedAtSync ? this.settled() : this.sync();
+  }
+
   /** Closes the descriptor once the syncs under way have ended (never under a sync: the number could be reused). */
   close(): void {
     this.closed = true;
@@ -145,6 +164,8 @@ export class WalSync {
   }
 
   private start(): Promise<void> {
+    // Read before the sync begins: whatever another process committed before this point, the sync covers.
+    this.othersCommittedAtSync = this.othersCommitted();
     const sync = this.thread
       .sync(this.fd)
       .catch((error: unknown) => {

@@ -69,9 +69,9 @@ export class WriteBatcher {
   /**
    * Runs `work` in a transaction (shared with other writes on SQLite) and resolves once it is committed and on
    * disk. `needsNoSync`, given what the work answered, says its writes need not reach the disk before it is
-   * answered (it changed nothing, or nothing a crash may not undo): then its answer waits only for the log syncs
-   * already under way (what it read may come from the commits they cover), not for one of its own. A later sync
-   * covers its writes too: the log is synced in commit order.
+   * answered (it changed nothing, or nothing a crash may not undo): then its answer waits only until what it may
+   * have read is on disk (WalSync.readsSynced), not for a sync of its own. A later sync covers its writes too: the
+   * log is synced in commit order.
    */
   run<T>(work: WriteWork<T>, needsNoSync?: (value: T) => boolean): Promise<T> {
     // A store opened on a transaction (a caller grouping writes itself) writes straight into it.
@@ -122,13 +122,13 @@ export class WriteBatcher {
       });
     if (!this.walSync) return answer();
     // Committed, but not yet on disk: nobody is answered before it is, and the next batch commits once this sync
-    // has ended (drain). A batch that needs no sync waits only for the syncs under way, as what it answers may
-    // have been read from a commit they cover.
+    // has ended (drain). A batch that needs no sync of its own still waits until what it may have read is on
+    // disk: the syncs under way, or one more if another process committed meanwhile.
     const needsNoSync = batch.every(({ needsNoSync }, i) => {
       const outcome = outcomes[i]!;
       return outcome.ok && needsNoSync?.(outcome.value) === true;
     });
-    const synced = needsNoSync ? this.walSync.settled() : this.walSync.sync();
+    const synced = needsNoSync ? this.walSync.readsSynced() : this.walSync.sync();
     this.syncing = synced.then(answer, rejectAll);
   }
 }

@@ -7,7 +7,8 @@
 // - the store really runs with synchronous=NORMAL, syncs the WAL before answering a write, and closes the WAL file
 //   it keeps open when the store is destroyed;
 // - the worker's claims ask for no sync (each is a disk cache flush; a lease lost in a crash only means its
-//   deliveries are sent again), but are answered only after the syncs already under way;
+//   deliveries are sent again), but are answered only after the syncs already under way, and after one of their
+//   own when another process committed since the last sync (it may not have synced yet);
 // - PostgreSQL has no WAL sync of ours (its commits are durable when they return).
 import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { pbkdf2 } from 'node:crypto';
@@ -300,6 +301,35 @@ describe('the embedded store', () => {
       expect(calls).toEqual(['sync']);
       expect(await deliveries.claimDue(10, 60_000)).toHaveLength(2);
       expect(calls).toEqual(['sync', 'settled']);
+    });
+  });
+
+  it('syncs for a claim when another process committed since the last sync, which it may not have synced yet', async () => {
+    await withMigratedStore(sqlite, async (db, store) => {
+      const walSync = walSyncOf(db)!;
+      const calls: string[] = [];
+      const realSync = walSync.sync.bind(walSync);
+      const realSettled = walSync.settled.bind(walSync);
+      walSync.sync = () => (calls.push('sync'), realSync());
+      walSync.settled = () => (calls.push('settled'), realSettled());
+      const deliveries = new DeliveryStore(db);
+      await deliveries.claimDue(10, 60_000);
+      expect(calls).toEqual(['settled']);
+      // A second server on the same file commits (here: another connection, in WAL mode without syncing).
+      const other = new SQLite(join(store.dataDir, 'webhooks.db'), { fileMustExist: true });
+      try {
+        other.pragma('synchronous = NORMAL');
+        other
+          .prepare(`insert into api_keys values ('k', 't', 'hash', 'whk_', '[]', '2026-12-02T00:00:00Z', null, null)`)
+          .run();
+      } finally {
+        other.close();
+      }
+      await deliveries.claimDue(10, 60_000);
+      expect(calls).toEqual(['settled', 'sync']);
+      // That sync covered it: the next claim needs none.
+      await deliveries.claimDue(10, 60_000);
+      expect(calls).toEqual(['settled', 'sync', 'settled']);
     });
   });
 
