@@ -129,8 +129,7 @@ export class DeliveryStore {
     const { rows } = await writesOf(this.db).run(
       (tx) => claimDueQuery(tx, { ...lease, at, limit }),
       // A lease need not reach the disk before its deliveries are sent: lost in a crash, they are claimed and sent
-      // again, as at-least-once allows. An outcome's sync covers it (docs/performance.md, ninth round: 5 % less
-      // CPU per event than syncing each claim).
+      // again, as at-least-once allows. An outcome's sync covers it.
       () => true,
     );
     return rows as ClaimedDelivery[];
