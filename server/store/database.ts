@@ -46,7 +46,8 @@ export function openDatabase(location: StoreLocation): Kysely<Database> {
   const path = join(location.dataDir, 'webhooks.db');
   const file = new SQLite(path);
   // WAL lets readers run beside the writer. NORMAL does not sync the WAL at each commit: the write batcher syncs it
-  // off the event loop before it answers (wal-sync.ts), so every answered write is as durable as with FULL.
+  // off the event loop before it answers (wal-sync.ts), so every answered write is as durable as with FULL (but
+  // for the delivery worker's claims, which need not be).
   // busy_timeout waits for another process's lock instead of failing at once. temp_store=MEMORY keeps the journal
   // of the batcher's savepoints in memory when it outgrows 64 KiB, instead of a temp file opened, written and
   // unlinked in the transaction (6.26 → 4.45 write system calls per publish; docs/performance.md).

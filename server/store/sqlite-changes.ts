@@ -10,7 +10,7 @@ import { closeSync, openSync, readSync } from 'node:fs';
 import type SQLite from 'better-sqlite3';
 
 export interface ChangeSignal {
-  /** A number that changes whenever another connection has committed since the last call. */
+  /** A number that differs from every earlier answer once another connection has committed since it. */
   dataVersion(): number;
   /** Closes the -shm descriptor. Only after the database is closed: closing a descriptor of a file drops every
    * POSIX lock the process holds on it, SQLite's included. */
@@ -25,8 +25,10 @@ export function changeSignalOf(file: SQLite.Database, path: string): ChangeSigna
   const shm = openSync(`${path}-shm`, 'r');
   const header = Buffer.alloc(headerBytes);
   const seen = Buffer.alloc(headerBytes);
-  let version = pragma.get() as number;
+  // The header first: a commit landing between the two reads then shows as a change at the first call, instead
+  // of leaving `version` behind a header that already shows it.
   readSync(shm, seen, 0, headerBytes, 0);
+  let version = pragma.get() as number;
   return {
     dataVersion() {
       readSync(shm, header, 0, headerBytes, 0);

@@ -6,7 +6,9 @@
 // syncs the WAL itself, here, on a thread of its own, before any write of the commit is answered. Every write the
 // service answers goes through the write batcher, so an answered write is as durable as with FULL (in WAL mode,
 // FULL differs from NORMAL only by that sync at each commit). A write made outside the batcher is synced only by
-// the next batch's sync: keep answered writes in the batcher.
+// the next batch's sync: keep answered writes in the batcher. The one exception is a write that says it needs no
+// sync of its own (the delivery worker's claim, whose lease may be lost in a crash): it is answered once what it
+// may have read is on disk (readsSynced), and its own writes ride on the next sync.
 // While one sync runs, the event loop goes on parsing and batching the next writes; a commit that lands while a
 // sync runs waits for the next one, and every commit that landed meanwhile shares it.
 //
@@ -89,8 +91,11 @@ export class WalSync {
    */
   failure: Error | undefined;
 
-  /** `othersCommitted()` at the start of the last sync. */
-  private othersCommittedAtSync: number;
+  /**
+   * `othersCommitted()` at the start of the last sync; none before the first, so the first `readsSynced()` syncs:
+   * another process may have committed, and died or not yet synced, before this store was opened.
+   */
+  private othersCommittedAtSync = Number.NaN;
 
   /**
    * `walPath` is the database's `-wal` file. It is opened once and kept open: SQLite keeps that file (same inode)
@@ -101,9 +106,7 @@ export class WalSync {
   constructor(
     private readonly fd: number,
     private readonly othersCommitted: () => number = () => 0,
-  ) {
-    this.othersCommittedAtSync = othersCommitted();
-  }
+  ) {}
 
   static open(walPath: string, othersCommitted?: () => number): WalSync {
     return new WalSync(openSync(walPath, 'r'), othersCommitted);
@@ -127,8 +130,8 @@ export class WalSync {
   }
 
   /**
-   * Resolves once every sync asked for so far has ended, at once when none is under way: for a commit that wrote
-   * nothing, whose answer may still show what earlier commits wrote.
+   * Resolves once every sync asked for so far has ended, at once when none is under way: for a commit whose own
+   * writes need not be on disk, but whose answer may show what earlier commits of this process wrote.
    */
   settled(): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
