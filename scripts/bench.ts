@@ -57,6 +57,7 @@ const usage = `Usage: npm run bench -- [options]
   --scenarios LIST   only these A/B and profile scenarios: read, list, update, create (comma-separated)
   --duration S       measured seconds per run (default 5, quick 1.5)
   --rounds N         A/B rounds (default 4, quick 1)
+  --event-runs N     SQLite event-delivery runs, each on a fresh service; the median run is judged (default 3, quick 1)
   --connections N    concurrent connections (default 10)
   --large N          the large growth size (default 100000, quick 1000)`;
 
@@ -69,6 +70,7 @@ const { values: args } = parseArgs({
     scenarios: { type: 'string' },
     duration: { type: 'string' },
     rounds: { type: 'string' },
+    'event-runs': { type: 'string' },
     connections: { type: 'string' },
     large: { type: 'string' },
     help: { type: 'boolean', default: false },
@@ -102,6 +104,7 @@ const settings: Settings = {
   growthSizes: [Math.min(quick ? 100 : 1_000, large), large],
   testDeliverySamples: quick ? 200 : 2_000,
   events: quick ? 500 : 10_000,
+  eventRuns: Math.round(positive(args['event-runs'], quick ? 1 : 3, 'event-runs')),
   eventsOtherWebhooks: quick ? 100 : 10_000,
 };
 const sections = new Set((args.only ?? 'ab,delivery,growth,events').split(',').map((s) => s.trim()));
@@ -431,7 +434,7 @@ async function main(): Promise<void> {
 
   if (sections.has('events')) {
     log('event delivery');
-    events = await measureEventDelivery(eventContext(driver, receiver));
+    events = await measureEventDelivery(eventContext(driver, receiver), settings.eventRuns);
     log(`  event delivery: ${events.status}: ${events.note}`);
     const postgresUrl = benchPostgresUrl();
     if (!postgresUrl) {

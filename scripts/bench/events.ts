@@ -20,6 +20,12 @@ export interface EventDeliveryResult {
   duplicates?: number;
   /** Deliveries per second from the first publish to the last delivery received. */
   deliveriesPerSec?: number;
+  /**
+   * When several runs were made (SQLite): every run's deliveries per second, in the order run. The other fields
+   * are those of the median run (the lower middle one of an even number), which the target judges: runs of the
+   * same commit spread by about 15 % on this machine, and one run made the verdict a lottery.
+   */
+  runs?: number[];
   /** Publish (request built in the driver) to the receiver's first receipt, ms. */
   endToEnd?: LatencySummary;
   /**
@@ -71,11 +77,31 @@ export function eventsApiInContract(): boolean {
   return contractHasPath(eventsPath);
 }
 
-/** Starts a service over a fresh store (no webhooks, a key with every permission), measures, stops it. */
-export async function measureEventDelivery(ctx: EventBenchContext): Promise<EventDeliveryResult> {
+/**
+ * `runs` times: starts a service over a fresh store (no webhooks, a key with every permission), measures, stops it.
+ * Answers the median run, with every run's rate in `runs`; or the first run that did not measure.
+ */
+export async function measureEventDelivery(ctx: EventBenchContext, runs = 1): Promise<EventDeliveryResult> {
   if (!eventsApiInContract()) {
     return { status: 'not measured', note: `not measured yet (POST ${eventsPath} does not exist)` };
   }
+  const results: EventDeliveryResult[] = [];
+  for (let i = 0; i < runs; i++) {
+    const result = await measureOnce(ctx);
+    if (result.status !== 'measured' || result.deliveriesPerSec === undefined) return result;
+    results.push(result);
+  }
+  return medianRun(results);
+}
+
+/** The median of measured runs by deliveries/s (the lower middle one of an even number), with every run's rate. */
+export function medianRun(results: readonly EventDeliveryResult[]): EventDeliveryResult {
+  if (results.length === 1) return results[0]!;
+  const byRate = [...results].sort((a, b) => a.deliveriesPerSec! - b.deliveriesPerSec!);
+  return { ...byRate[Math.floor((byRate.length - 1) / 2)]!, runs: results.map((r) => r.deliveriesPerSec!) };
+}
+
+async function measureOnce(ctx: EventBenchContext): Promise<EventDeliveryResult> {
   const store = await seedEventStore(ctx);
   const service = await startService('service (events)', store.dataDir, ctx.service);
   try {
