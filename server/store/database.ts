@@ -69,8 +69,24 @@ export function openDatabase(location: StoreLocation): Kysely<Database> {
     }),
   });
   attachWalSync(db, walSync);
-  attachWebhookCache(db, new WebhookCache(() => changes.dataVersion()));
+  attachWebhookCache(db, new WebhookCache(() => changes.dataVersion(), webhooksVersionOf(file)));
   return db;
+}
+
+/**
+ * Reads the webhooks change counter (migration 0004) on `file`. Prepared at its first use: the store is opened
+ * before its migrations run. A store whose migrations have not run answers NaN, which never equals a value seen.
+ */
+function webhooksVersionOf(file: SQLite.Database): () => number {
+  let statement: SQLite.Statement | undefined;
+  return () => {
+    try {
+      statement ??= file.prepare("select value from change_counters where name = 'webhooks'").pluck();
+      return Number(statement.get());
+    } catch {
+      return Number.NaN;
+    }
+  };
 }
 
 /**

@@ -196,12 +196,21 @@ export class DeliveryStore {
       .insertInto('delivery_attempts')
       .values(recorded.map(({ delivery, attemptedAt, result }) => attemptRow(delivery.id, attemptedAt, result)))
       .execute();
-    await tx
+    const recovered = await tx
       .updateTable('webhooks')
       .set({ failing_since: null })
       .where('id', 'in', [...new Set(moved.map((row) => row.webhook_id))])
       .where('failing_since', 'is not', null)
-      .execute();
+      .executeTakeFirst();
+    this.webhooksChanged(recovered);
+  }
+
+  /**
+   * Every write that changes a webhook row tells the webhook cache, even of a column the cache does not show
+   * (failing_since): its change counter moved too (migration 0004), uncommitted, and must not be trusted.
+   */
+  private webhooksChanged(result: { numUpdatedRows: bigint }): void {
+    if (result.numUpdatedRows > 0n) webhookCacheOf(this.db)?.changing();
   }
 
   private async recordOutcome(
@@ -229,20 +238,22 @@ export class DeliveryStore {
     if (moved.numUpdatedRows === 0n) return;
     await tx.insertInto('delivery_attempts').values(attemptRow(delivery.id, attemptedAt, result)).execute();
     if (result.ok) {
-      await tx
+      const recovered = await tx
         .updateTable('webhooks')
         .set({ failing_since: null })
         .where('id', '=', delivery.webhook_id)
         .where('failing_since', 'is not', null)
-        .execute();
+        .executeTakeFirst();
+      this.webhooksChanged(recovered);
       return;
     }
-    await tx
+    const failing = await tx
       .updateTable('webhooks')
       .set({ failing_since: attemptedAt.toISOString() })
       .where('id', '=', delivery.webhook_id)
       .where('failing_since', 'is', null)
-      .execute();
+      .executeTakeFirst();
+    this.webhooksChanged(failing);
     let disable = tx
       .updateTable('webhooks')
       .set({ enabled: 0, disabled_reason: disableWebhook ?? autoDisableReason, disabled_at: now, updated_at: now })
@@ -251,7 +262,7 @@ export class DeliveryStore {
     if (!disableWebhook) disable = disable.where('failing_since', '<=', cutoff);
     const disabled = await disable.executeTakeFirst();
     // Before any other write of this batch runs (they run one after another), so none of them reads it cached.
-    if (disabled.numUpdatedRows > 0n) webhookCacheOf(this.db)?.changing();
+    this.webhooksChanged(disabled);
   }
 
   /** A webhook's deliveries, newest first, with their attempts. */

@@ -87,8 +87,15 @@ export interface DeliveryAttemptsTable {
   detail: string;
 }
 
+/** Counters that changes to a table move (migration 0004): `webhooks` on the embedded store. */
+export interface ChangeCountersTable {
+  name: string;
+  value: number | string;
+}
+
 export interface Database {
   webhooks: WebhooksTable;
+  change_counters: ChangeCountersTable;
   api_keys: ApiKeysTable;
   deliveries: DeliveriesTable;
   delivery_attempts: DeliveryAttemptsTable;

@@ -7,7 +7,9 @@
 //   uncommitted outlives it (reads inside the transaction see it; reads outside wait for the connection);
 // - other processes' commits (a `webhooks-api worker` disabling a webhook, a second server on the same file) are
 //   seen through SQLite's `PRAGMA data_version`, asked only when the WAL-index header shows a commit
-//   (sqlite-changes.ts), after each read is asked for: a read sees every commit made before it. The API's reads
+//   (sqlite-changes.ts), after each read is asked for: a read sees every commit made before it. Such a commit
+//   clears the cache only if it changed a webhook, which the `webhooks` change counter (moved by triggers,
+//   migration 0004) tells: a worker process recording outcomes, or a second server publishing, leaves it standing. The API's reads
 //   (`readChecked`) share one check per turn of the event loop: the requests read from their sockets in one turn
 //   ask during it, and the check runs after all of them, at the turn's end;
 // - a read stores what it found only if nothing was invalidated while it ran.
@@ -36,14 +38,25 @@ export class WebhookCache {
   private generation = 0;
   private uncommittedChanges = false;
   private lastDataVersion: number;
+  /**
+   * The webhooks change counter when the cache last checked it; undefined when unknown (at start, and after this
+   * process's own webhook writes, whose uncommitted or rolled-back moves of it a check may have seen).
+   */
+  private lastWebhooksVersion: number | undefined;
   private readonly entries: Record<CacheKind, Map<string, unknown>> = {
     webhook: new Map(),
     page: new Map(),
     subscribers: new Map(),
   };
 
-  /** `dataVersion` changes when another connection commits (sqlite-changes.ts, on the connection the store reads). */
-  constructor(private readonly dataVersion: () => number) {
+  /**
+   * `dataVersion` changes when another connection commits (sqlite-changes.ts, on the connection the store reads);
+   * `webhooksVersion` reads the webhooks change counter, which moves with every change to a webhook.
+   */
+  constructor(
+    private readonly dataVersion: () => number,
+    private readonly webhooksVersion: () => number,
+  ) {
     this.lastDataVersion = dataVersion();
   }
 
@@ -115,6 +128,7 @@ export class WebhookCache {
   transactionEnded(): void {
     if (!this.uncommittedChanges) return;
     this.uncommittedChanges = false;
+    this.lastWebhooksVersion = undefined;
     this.invalidate();
   }
 
@@ -127,7 +141,12 @@ export class WebhookCache {
     const version = this.dataVersion();
     if (version !== this.lastDataVersion) {
       this.lastDataVersion = version;
-      this.invalidate();
+      // Read after the data version: a webhook change committed after that read shows in the next check.
+      const webhooksVersion = this.webhooksVersion();
+      if (webhooksVersion !== this.lastWebhooksVersion) {
+        this.lastWebhooksVersion = webhooksVersion;
+        this.invalidate();
+      }
     }
     return this.entries;
   }

@@ -12,6 +12,7 @@
 // PostgreSQL has no cache: two handles on one schema see each other's writes with no wait at all.
 import { describe, expect, it } from 'vitest';
 import type { Kysely } from 'kysely';
+import { ApiKeyStore } from '../../server/store/api-keys.js';
 import { migrateToLatest, openDatabase } from '../../server/store/database.js';
 import { type CompletedAttempt, DeliveryStore } from '../../server/store/deliveries.js';
 import { EventStore } from '../../server/store/events.js';
@@ -136,6 +137,40 @@ describe('webhook cache on sqlite', () => {
     await withStore(sqlite, 2, async (writer, reader) => {
       expect(webhookCacheOf(reader)).toBeInstanceOf(WebhookCache);
       await readerSeesWriterChanges(writer, reader, noWait);
+    });
+  });
+
+  it("keeps its answers through another connection's commits that change no webhook, and only those", async () => {
+    await withStore(sqlite, 2, async (writer, reader) => {
+      const { id } = await new WebhookStore(writer).create('t', hook(1), secret);
+      const cache = webhookCacheOf(reader)!;
+      let loads = 0;
+      const read = () => cache.read('webhook', 'probe', async () => (loads++, 'value'));
+      // This first read saw the other connection's create: the cache knows the webhooks counter from here on.
+      await read();
+      expect(loads).toBe(1);
+      // A worker process's kind of commits, and an API key: a publish, a claim, outcomes of deliveries that succeeded.
+      await new ApiKeyStore(writer).create('t', ['WEBHOOKS:VIEW']);
+      await read();
+      await new EventStore(writer).publish('t', { type: 'order.created', data: {} });
+      await read();
+      const deliveries = new DeliveryStore(writer);
+      const [claimed] = await deliveries.claimDue(10, 60_000);
+      await read();
+      const success = { ok: true, responseStatus: 200, durationMs: 1, detail: 'The receiver answered HTTP 200.' } as const;
+      await deliveries.complete([{ delivery: claimed!, attemptedAt: new Date(), result: success, next: { status: 'succeeded' } }], {
+        afterMs: 60_000,
+        reason: 'failing',
+      });
+      await read();
+      expect(loads).toBe(1);
+      // Any change to a webhook by the other connection clears it.
+      await new WebhookStore(writer).replace('t', id, hook(1, { description: 'changed' }));
+      await read();
+      expect(loads).toBe(2);
+      await new WebhookStore(writer).delete('t', id);
+      await read();
+      expect(loads).toBe(3);
     });
   });
 
@@ -309,23 +344,44 @@ describe('webhook cache on sqlite', () => {
 });
 
 describe('WebhookCache', () => {
-  /** A cache over a data version the test moves by hand, and a loader that counts its calls. */
+  /** A cache over a data version and webhooks counter the test moves by hand, and a loader that counts its calls. */
   function cacheWithCountingLoader() {
     let dataVersion = 1;
-    const cache = new WebhookCache(() => dataVersion);
+    let webhooksVersion = 1;
+    const cache = new WebhookCache(
+      () => dataVersion,
+      () => webhooksVersion,
+    );
     const loads: string[] = [];
     const read = (kind: 'webhook' | 'page', key: string) =>
       cache.read(kind, key, async () => {
         loads.push(key);
         return `value of ${key}`;
       });
-    return { cache, loads, read, otherConnectionCommits: () => dataVersion++ };
+    return {
+      cache,
+      loads,
+      read,
+      otherConnectionCommits: ({ webhooks = true } = {}) => {
+        dataVersion++;
+        if (webhooks) webhooksVersion++;
+      },
+      /** This process's own write moves the counter too (its triggers fire on this connection). */
+      ownWebhookWrite: () => {
+        cache.changing();
+        webhooksVersion++;
+        cache.transactionEnded();
+      },
+    };
   }
 
   it('checks for other connections\' commits once per event-loop turn for the API reads asked in it, after them', async () => {
     let dataVersion = 1;
     let checks = 0;
-    const cache = new WebhookCache(() => (checks++, dataVersion));
+    const cache = new WebhookCache(
+      () => (checks++, dataVersion),
+      () => 1,
+    );
     const value = (v: string) => async () => v;
     expect(await cache.readChecked('webhook', 'w', value('before'))).toBe('before');
     checks = 0;
@@ -383,7 +439,7 @@ describe('WebhookCache', () => {
     expect(loads).toEqual(['k', 'k']);
   });
 
-  it("forgets everything at the first read after another connection's commit", async () => {
+  it("forgets everything at the first read after another connection's commit that changed a webhook", async () => {
     const { read, loads, otherConnectionCommits } = cacheWithCountingLoader();
     await read('webhook', 'k');
     await read('webhook', 'k');
@@ -391,6 +447,50 @@ describe('WebhookCache', () => {
     otherConnectionCommits();
     await read('webhook', 'k');
     expect(loads).toEqual(['k', 'k']);
+  });
+
+  it('does not trust a counter it read while a webhook write of its own was uncommitted', async () => {
+    let dataVersion = 1;
+    let webhooksVersion = 5;
+    const cache = new WebhookCache(
+      () => dataVersion,
+      () => webhooksVersion,
+    );
+    let loads = 0;
+    const read = () => cache.read('webhook', 'k', async () => (loads++, 'value'));
+    cache.changing(); // a write of this process begins
+    webhooksVersion = 6; // its trigger moved the counter, uncommitted
+    dataVersion++; // an earlier commit of another connection, noticed at the next read
+    await read(); // inside the transaction: the counter read says 6
+    webhooksVersion = 5; // the write rolled back
+    cache.transactionEnded();
+    await read();
+    expect(loads).toBe(2);
+    webhooksVersion = 6; // another connection changes a webhook: the counter says 6 again
+    dataVersion++;
+    await read();
+    expect(loads).toBe(3);
+  });
+
+  it("keeps its answers through another connection's commits that changed no webhook", async () => {
+    const { read, loads, otherConnectionCommits, ownWebhookWrite } = cacheWithCountingLoader();
+    await read('webhook', 'k');
+    // The first such commit checks the counter for the first time: the cache cannot know it has not moved.
+    otherConnectionCommits({ webhooks: false });
+    await read('webhook', 'k');
+    otherConnectionCommits({ webhooks: false });
+    await read('webhook', 'k');
+    otherConnectionCommits({ webhooks: false });
+    await read('webhook', 'k');
+    expect(loads).toEqual(['k', 'k']);
+    // After this process's own webhook write the counter is unknown again (the write may have rolled back).
+    ownWebhookWrite();
+    await read('webhook', 'k');
+    otherConnectionCommits({ webhooks: false });
+    await read('webhook', 'k');
+    otherConnectionCommits({ webhooks: false });
+    await read('webhook', 'k');
+    expect(loads).toEqual(['k', 'k', 'k', 'k']);
   });
 });
 
