@@ -34,7 +34,8 @@ function otherProcessCommitting(dataDir: string, round: number): ChildProcess {
     const db = new SQLite(${JSON.stringify(join(dataDir, 'webhooks.db'))});
     db.pragma('busy_timeout = 5000');
     db.pragma('synchronous = NORMAL');
-    const insert = db.prepare("insert into api_keys values (?, 'other', ?, 'whk_', '[]', '2026-12-02T00:00:00Z', null, null)");
+    const insert = db.prepare(
+      "insert into api_keys values (?, 'other', ?, 'whk_', '[]', '2026-12-02T00:00:00Z', null, null)");
     let n = 0;
     setInterval(() => { n++; insert.run('foreign-${round}-' + n, 'foreign-hash-${round}-' + n); }, ${everyMs});
     process.on('SIGTERM', () => { console.log('    (the other process made ' + n + ' commits)'); process.exit(0); });`;
@@ -44,7 +45,15 @@ function otherProcessCommitting(dataDir: string, round: number): ChildProcess {
 const store = await seedStore(1_000);
 const [service, driver] = await Promise.all([startService('service', store.dataDir), LoadDriver.start()]);
 const read = (warmupSec: number) =>
-  driver.run({ url: service.url, scenario: 'read', token: store.token, ids: store.ids, connections: 10, durationSec, warmupSec });
+  driver.run({
+    url: service.url,
+    scenario: 'read',
+    token: store.token,
+    ids: store.ids,
+    connections: 10,
+    durationSec,
+    warmupSec,
+  });
 const line = (r: LoadResult) => `${Math.round(r.reqPerSec).toLocaleString('en-US')} reads/s, p99 ${r.latency.p99} ms`;
 try {
   await read(2);

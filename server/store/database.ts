@@ -18,6 +18,7 @@ import {
 } from 'kysely';
 import pg from 'pg';
 import { isPostgres } from './dialect.js';
+import { webhookTriggers } from './migrations/0004-webhooks-change-counter.js';
 import { migrations } from './migrations/index.js';
 import type { Database } from './schema.js';
 import { changeSignalOf } from './sqlite-changes.js';
@@ -75,13 +76,22 @@ export function openDatabase(location: StoreLocation): Kysely<Database> {
 
 /**
  * Reads the webhooks change counter (migration 0004) on `file`. Prepared at its first use: the store is opened
- * before its migrations run. A store whose migrations have not run answers NaN, which never equals a value seen.
+ * before its migrations run. Until the counter and its three triggers exist (migrations not run yet, or a later
+ * migration dropped a trigger) it answers NaN, which never equals a value seen: the cache then clears at every
+ * commit of another process, as it did before the counter.
  */
 function webhooksVersionOf(file: SQLite.Database): () => number {
   let statement: SQLite.Statement | undefined;
   return () => {
     try {
-      statement ??= file.prepare("select value from change_counters where name = 'webhooks'").pluck();
+      if (!statement) {
+        const triggers = file
+          .prepare("select name from sqlite_master where type = 'trigger' and tbl_name = 'webhooks'")
+          .pluck()
+          .all() as string[];
+        if (!webhookTriggers.every((trigger) => triggers.includes(trigger))) return Number.NaN;
+        statement = file.prepare("select value from change_counters where name = 'webhooks'").pluck();
+      }
       return Number(statement.get());
     } catch {
       return Number.NaN;

@@ -196,21 +196,13 @@ export class DeliveryStore {
       .insertInto('delivery_attempts')
       .values(recorded.map(({ delivery, attemptedAt, result }) => attemptRow(delivery.id, attemptedAt, result)))
       .execute();
-    const recovered = await tx
+    // failing_since is not shown by the webhook cache, nor does it move the cache's change counter (migration 0004).
+    await tx
       .updateTable('webhooks')
       .set({ failing_since: null })
       .where('id', 'in', [...new Set(moved.map((row) => row.webhook_id))])
       .where('failing_since', 'is not', null)
-      .executeTakeFirst();
-    this.webhooksChanged(recovered);
-  }
-
-  /**
-   * Every write that changes a webhook row tells the webhook cache, even of a column the cache does not show
-   * (failing_since): its change counter moved too (migration 0004), uncommitted, and must not be trusted.
-   */
-  private webhooksChanged(result: { numUpdatedRows: bigint }): void {
-    if (result.numUpdatedRows > 0n) webhookCacheOf(this.db)?.changing();
+      .execute();
   }
 
   private async recordOutcome(
@@ -238,22 +230,20 @@ export class DeliveryStore {
     if (moved.numUpdatedRows === 0n) return;
     await tx.insertInto('delivery_attempts').values(attemptRow(delivery.id, attemptedAt, result)).execute();
     if (result.ok) {
-      const recovered = await tx
+      await tx
         .updateTable('webhooks')
         .set({ failing_since: null })
         .where('id', '=', delivery.webhook_id)
         .where('failing_since', 'is not', null)
-        .executeTakeFirst();
-      this.webhooksChanged(recovered);
+        .execute();
       return;
     }
-    const failing = await tx
+    await tx
       .updateTable('webhooks')
       .set({ failing_since: attemptedAt.toISOString() })
       .where('id', '=', delivery.webhook_id)
       .where('failing_since', 'is', null)
-      .executeTakeFirst();
-    this.webhooksChanged(failing);
+      .execute();
     let disable = tx
       .updateTable('webhooks')
       .set({ enabled: 0, disabled_reason: disableWebhook ?? autoDisableReason, disabled_at: now, updated_at: now })
@@ -262,7 +252,7 @@ export class DeliveryStore {
     if (!disableWebhook) disable = disable.where('failing_since', '<=', cutoff);
     const disabled = await disable.executeTakeFirst();
     // Before any other write of this batch runs (they run one after another), so none of them reads it cached.
-    this.webhooksChanged(disabled);
+    if (disabled.numUpdatedRows > 0n) webhookCacheOf(this.db)?.changing();
   }
 
   /** A webhook's deliveries, newest first, with their attempts. */

@@ -33,6 +33,10 @@ export function changeSignalOf(file: SQLite.Database, path: string): ChangeSigna
     dataVersion() {
       readSync(shm, header, 0, headerBytes, 0);
       if (header.equals(seen)) return version;
+      // Inside a transaction (a read snapshot of the delivery log) the pragma answers for the snapshot, which may
+      // predate the commit the header shows: answer it, but leave the header unseen, so the next call outside the
+      // transaction asks again.
+      if (file.inTransaction) return pragma.get() as number;
       // Someone committed (perhaps this connection): ask SQLite whose it was. Copy the header first, so a commit
       // landing between the two reads shows as a change next time.
       header.copy(seen);

@@ -9,9 +9,9 @@
 //   seen through SQLite's `PRAGMA data_version`, asked only when the WAL-index header shows a commit
 //   (sqlite-changes.ts), after each read is asked for: a read sees every commit made before it. Such a commit
 //   clears the cache only if it changed a webhook, which the `webhooks` change counter (moved by triggers,
-//   migration 0004) tells: a worker process recording outcomes, or a second server publishing, leaves it standing. The API's reads
-//   (`readChecked`) share one check per turn of the event loop: the requests read from their sockets in one turn
-//   ask during it, and the check runs after all of them, at the turn's end;
+//   migration 0004) tells: a worker process recording outcomes, or a second server publishing, leaves it
+//   standing. The API's reads (`readChecked`) share one check per turn of the event loop: the requests read from
+//   their sockets in one turn ask during it, and the check runs after all of them, at the turn's end;
 // - a read stores what it found only if nothing was invalidated while it ran.
 //
 // PostgreSQL is shared by many processes with no cheap change signal, so there the store reads every time.

@@ -12,7 +12,9 @@
 // PostgreSQL has no cache: two handles on one schema see each other's writes with no wait at all.
 import { describe, expect, it } from 'vitest';
 import type { Kysely } from 'kysely';
+import { sql } from 'kysely';
 import { ApiKeyStore } from '../../server/store/api-keys.js';
+import { cachedWebhookColumns } from '../../server/store/migrations/0004-webhooks-change-counter.js';
 import { migrateToLatest, openDatabase } from '../../server/store/database.js';
 import { type CompletedAttempt, DeliveryStore } from '../../server/store/deliveries.js';
 import { EventStore } from '../../server/store/events.js';
@@ -163,6 +165,18 @@ describe('webhook cache on sqlite', () => {
         reason: 'failing',
       });
       await read();
+      // A failed attempt sets the webhook's failing_since, which the cache does not show.
+      await new EventStore(writer).publish('t', { type: 'order.created', data: {} });
+      const [failed] = await deliveries.claimDue(10, 60_000);
+      const failure = { ok: false, responseStatus: 500, durationMs: 1, detail: 'The receiver answered HTTP 500.' } as const;
+      await deliveries.complete([{ delivery: failed!, attemptedAt: new Date(), result: failure, next: { status: 'failed' } }], {
+        afterMs: 60_000,
+        reason: 'failing',
+      });
+      expect(await writer.selectFrom('webhooks').select('failing_since').executeTakeFirstOrThrow()).not.toEqual({
+        failing_since: null,
+      });
+      await read();
       expect(loads).toBe(1);
       // Any change to a webhook by the other connection clears it.
       await new WebhookStore(writer).replace('t', id, hook(1, { description: 'changed' }));
@@ -171,6 +185,49 @@ describe('webhook cache on sqlite', () => {
       await new WebhookStore(writer).delete('t', id);
       await read();
       expect(loads).toBe(3);
+    });
+  });
+
+  it('moves the change counter for every column of a webhook but failing_since (a new column must be added)', async () => {
+    await withStore(sqlite, 1, async (db) => {
+      const { rows } = await sql<{ name: string }>`select name from pragma_table_info('webhooks')`.execute(db);
+      const columns = rows.map((row) => row.name).filter((name) => name !== 'failing_since');
+      expect([...cachedWebhookColumns].sort()).toEqual(columns.sort());
+    });
+  });
+
+  it('clears at every commit of another process when a trigger of the change counter is missing', async () => {
+    await withStore(sqlite, 2, async (writer, reader) => {
+      // As a later migration that rebuilt the table and forgot the trigger would leave it.
+      await sql`drop trigger webhooks_after_update`.execute(writer);
+      const cache = webhookCacheOf(reader)!;
+      let loads = 0;
+      const read = () => cache.read('webhook', 'probe', async () => (loads++, 'value'));
+      await read();
+      await new ApiKeyStore(writer).create('t', ['WEBHOOKS:VIEW']);
+      await read();
+      await new ApiKeyStore(writer).create('t', ['WEBHOOKS:VIEW']);
+      await read();
+      expect(loads).toBe(3);
+    });
+  });
+
+  it('notices a webhook change that a read snapshot of the delivery log did not see, once it ends', async () => {
+    await withStore(sqlite, 2, async (writer, reader) => {
+      const { id } = await new WebhookStore(writer).create('t', hook(1), secret);
+      const cache = webhookCacheOf(reader)!;
+      let loads = 0;
+      const read = () => cache.read('webhook', 'probe', async () => (loads++, 'value'));
+      await read();
+      await reader.connection().execute(async (connection) => {
+        await sql`begin deferred`.execute(connection);
+        await sql`select count(*) from deliveries`.execute(connection); // the snapshot starts here
+        await new WebhookStore(writer).replace('t', id, hook(1, { description: 'changed' }));
+        await read(); // inside the snapshot, which does not show the change
+        await sql`commit`.execute(connection);
+      });
+      await read();
+      expect(loads).toBe(2);
     });
   });
 
