@@ -46,6 +46,17 @@ async function rawConnection() {
 const until = (condition: () => boolean) =>
   eventually(async () => condition() || undefined, { intervalMs: 5, what: 'the answer' });
 
+/** The connection still answers a next request (a health check), and nothing went wrong on it; then closes it. */
+type Connection = Awaited<ReturnType<typeof rawConnection>>;
+async function expectOpenForNextRequest({ socket, received, errors }: Pick<Connection, 'socket' | 'received' | 'errors'>) {
+  const before = received.text.length;
+  socket.write('GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n');
+  await until(() => /\r\n\r\n/.test(received.text.slice(before)));
+  expect(received.text.slice(before)).toMatch(/^HTTP\/1\.1 200 /);
+  expect(errors).toEqual([]);
+  socket.destroy();
+}
+
 const valid = { callbackUrl: 'https://valid.example.com/hook', events: ['order.created'] };
 const secretOf = (bytes: number) => `whsec_${Buffer.alloc(bytes, 1).toString('base64')}`;
 
@@ -162,12 +173,7 @@ describe('other bad requests', () => {
       await new Promise((resolve) => setTimeout(resolve, 2));
     }
     // Closing with the upload still arriving would reset the connection; it is still open for the next request.
-    const before = received.text.length;
-    socket.write('GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n');
-    await until(() => /\r\n\r\n/.test(received.text.slice(before)));
-    expect(received.text.slice(before)).toMatch(/^HTTP\/1\.1 200 /);
-    expect(errors).toEqual([]);
-    socket.destroy();
+    await expectOpenForNextRequest({ socket, received, errors });
   });
 
   it.each(earlyAnswers)('reads a chunked body to its end after a %d too, and goes on', async (status, headers) => {
@@ -182,12 +188,7 @@ describe('other bad requests', () => {
     await until(() => received.text.includes(`"status":${status}`));
     expect(received.text).toMatch(new RegExp(`^HTTP/1\\.1 ${status} `));
     expect(received.text).not.toMatch(/\r\nconnection: close\r\n/i);
-    const before = received.text.length;
-    socket.write('GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n');
-    await until(() => /\r\n\r\n/.test(received.text.slice(before)));
-    expect(received.text.slice(before)).toMatch(/^HTTP\/1\.1 200 /);
-    expect(errors).toEqual([]);
-    socket.destroy();
+    await expectOpenForNextRequest({ socket, received, errors });
   });
 
   it.each(earlyAnswers)('cuts off a chunked body that grows past 16 MiB after a %d', async (status, headers) => {

@@ -59,6 +59,17 @@ function tracked(promise: Promise<void>): { settled: () => boolean } {
   return { settled: () => settled };
 }
 
+/** Records which the store's WAL sync was asked for, in order: 'sync' (a sync of its own) or 'settled'. */
+function syncCalls(db: Parameters<typeof walSyncOf>[0]): string[] {
+  const walSync = walSyncOf(db)!;
+  const calls: string[] = [];
+  const realSync = walSync.sync.bind(walSync);
+  const realSettled = walSync.settled.bind(walSync);
+  walSync.sync = () => (calls.push('sync'), realSync());
+  walSync.settled = () => (calls.push('settled'), realSettled());
+  return calls;
+}
+
 describe('WalSync', () => {
   it('makes every caller arriving during a sync share the one sync after it', async () => {
     const { walSync, cleanup } = walSyncOnTempFile();
@@ -281,12 +292,7 @@ describe('the embedded store', () => {
 
   it('asks for no sync for a claim, empty or not, but waits for syncs under way', async () => {
     await withMigratedStore(sqlite, async (db) => {
-      const walSync = walSyncOf(db)!;
-      const calls: string[] = [];
-      const realSync = walSync.sync.bind(walSync);
-      const realSettled = walSync.settled.bind(walSync);
-      walSync.sync = () => (calls.push('sync'), realSync());
-      walSync.settled = () => (calls.push('settled'), realSettled());
+      const calls = syncCalls(db);
       await new WebhookStore(db).create('t', hook, secret);
       expect(calls).toEqual(['sync']);
       // The delivery worker's claim of an empty queue: four times a second on an idle service.
@@ -306,12 +312,7 @@ describe('the embedded store', () => {
 
   it('syncs for a claim first after opening, and when another process committed since the last sync', async () => {
     await withMigratedStore(sqlite, async (db, store) => {
-      const walSync = walSyncOf(db)!;
-      const calls: string[] = [];
-      const realSync = walSync.sync.bind(walSync);
-      const realSettled = walSync.settled.bind(walSync);
-      walSync.sync = () => (calls.push('sync'), realSync());
-      walSync.settled = () => (calls.push('settled'), realSettled());
+      const calls = syncCalls(db);
       const deliveries = new DeliveryStore(db);
       // Another process may have committed before this store opened, and died or not yet synced.
       await deliveries.claimDue(10, 60_000);

@@ -52,6 +52,13 @@ async function withStore(
   }
 }
 
+/** A read through the cache of `db` under a key of its own, and how many times it had to load (was not cached). */
+function probe(db: Kysely<Database>) {
+  const cache = webhookCacheOf(db)!;
+  let loads = 0;
+  return { read: () => cache.read('webhook', 'probe', async () => (loads++, 'value')), loads: () => loads };
+}
+
 /** What each cached read of `db` answers about one tenant's webhooks, reduced to the fields the tests change. */
 async function seenThrough(db: Kysely<Database>, tenantId: string, id: string) {
   const webhooks = new WebhookStore(db);
@@ -145,12 +152,10 @@ describe('webhook cache on sqlite', () => {
   it("keeps its answers through another connection's commits that change no webhook, and only those", async () => {
     await withStore(sqlite, 2, async (writer, reader) => {
       const { id } = await new WebhookStore(writer).create('t', hook(1), secret);
-      const cache = webhookCacheOf(reader)!;
-      let loads = 0;
-      const read = () => cache.read('webhook', 'probe', async () => (loads++, 'value'));
+      const { read, loads } = probe(reader);
       // This first read saw the other connection's create: the cache knows the webhooks counter from here on.
       await read();
-      expect(loads).toBe(1);
+      expect(loads()).toBe(1);
       // A worker process's kind of commits, and an API key: a publish, a claim, outcomes of deliveries that succeeded.
       await new ApiKeyStore(writer).create('t', ['WEBHOOKS:VIEW']);
       await read();
@@ -177,14 +182,14 @@ describe('webhook cache on sqlite', () => {
         failing_since: null,
       });
       await read();
-      expect(loads).toBe(1);
+      expect(loads()).toBe(1);
       // Any change to a webhook by the other connection clears it.
       await new WebhookStore(writer).replace('t', id, hook(1, { description: 'changed' }));
       await read();
-      expect(loads).toBe(2);
+      expect(loads()).toBe(2);
       await new WebhookStore(writer).delete('t', id);
       await read();
-      expect(loads).toBe(3);
+      expect(loads()).toBe(3);
     });
   });
 
@@ -200,24 +205,20 @@ describe('webhook cache on sqlite', () => {
     await withStore(sqlite, 2, async (writer, reader) => {
       // As a later migration that rebuilt the table and forgot the trigger would leave it.
       await sql`drop trigger webhooks_after_update`.execute(writer);
-      const cache = webhookCacheOf(reader)!;
-      let loads = 0;
-      const read = () => cache.read('webhook', 'probe', async () => (loads++, 'value'));
+      const { read, loads } = probe(reader);
       await read();
       await new ApiKeyStore(writer).create('t', ['WEBHOOKS:VIEW']);
       await read();
       await new ApiKeyStore(writer).create('t', ['WEBHOOKS:VIEW']);
       await read();
-      expect(loads).toBe(3);
+      expect(loads()).toBe(3);
     });
   });
 
   it('notices a webhook change that a read snapshot of the delivery log did not see, once it ends', async () => {
     await withStore(sqlite, 2, async (writer, reader) => {
       const { id } = await new WebhookStore(writer).create('t', hook(1), secret);
-      const cache = webhookCacheOf(reader)!;
-      let loads = 0;
-      const read = () => cache.read('webhook', 'probe', async () => (loads++, 'value'));
+      const { read, loads } = probe(reader);
       await read();
       await reader.connection().execute(async (connection) => {
         await sql`begin deferred`.execute(connection);
@@ -227,7 +228,7 @@ describe('webhook cache on sqlite', () => {
         await sql`commit`.execute(connection);
       });
       await read();
-      expect(loads).toBe(2);
+      expect(loads()).toBe(2);
     });
   });
 
