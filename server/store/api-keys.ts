@@ -44,17 +44,6 @@ function toApiKey(row: Selectable<ApiKeysTable>): ApiKey {
 /** The advisory lock (PostgreSQL) that makers of a first key take turns on: any number unique to the purpose. */
 const firstKeyLock = 0x7768_6b31; // "whk1"
 
-const keyColumns = [
-  'id',
-  'tenant_id',
-  'token_hash',
-  'token_prefix',
-  'permissions',
-  'created_at',
-  'expires_at',
-  'revoked_at',
-] as const satisfies readonly (keyof ApiKeysTable)[];
-
 function newKey(tenant: string, permissions: string[], expiresAt?: Date) {
   const token = apiKeyPrefix + randomBytes(32).toString('base64url');
   const row = {
@@ -88,6 +77,7 @@ export class ApiKeyStore {
    */
   async createFirst(tenant: string, permissions: string[]): Promise<(ApiKey & { token: string }) | undefined> {
     const { row, token } = newKey(tenant, permissions);
+    const columns = Object.keys(row) as (keyof typeof row)[];
     const result = await writesOf(this.db).run(async (tx) => {
       if (isPostgres(tx)) {
         // Read committed whatever the server's default: the check below must see a key committed while this
@@ -97,10 +87,10 @@ export class ApiKeyStore {
       }
       return tx
         .insertInto('api_keys')
-        .columns(keyColumns)
+        .columns(columns)
         .expression(
           tx
-            .selectNoFrom((eb) => keyColumns.map((column) => eb.val(row[column]).as(column)))
+            .selectNoFrom((eb) => columns.map((column) => eb.val(row[column]).as(column)))
             .where(({ not, exists, selectFrom }) => not(exists(selectFrom('api_keys').select('id')))),
         )
         .executeTakeFirstOrThrow();
