@@ -14,6 +14,7 @@ import type { Config } from './config.js';
 import { contract, type ServiceHandlers } from './contract.js';
 import { createAddressGuard } from './delivery/address-guard.js';
 import { createHttpSender, type HttpSender } from './delivery/http-sender.js';
+import type { SlowWebhookLimits } from './delivery/slow-webhooks.js';
 import { DeliveryWorker } from './delivery/worker.js';
 import { createTestSender } from './delivery/test-delivery.js';
 import { answerClientError, registerErrorHandling } from './http/error-handler.js';
@@ -157,6 +158,16 @@ export interface WorkerParts {
 /** How often the worker prunes the delivery log: a tenth of the retention, from once a second to every 10 minutes. */
 const pruneEveryMs = (retentionMs: number) => Math.min(600_000, Math.max(1_000, Math.round(retentionMs / 10)));
 
+/** Slow webhooks share half of the worker's slots at most (one at least), each `slowWebhookConcurrency` of them. */
+function slowWebhookLimits({ delivery }: Config): SlowWebhookLimits {
+  return {
+    slowAfterMs: delivery.slowAfterMs,
+    perWebhook: delivery.slowWebhookConcurrency,
+    total: Math.max(1, Math.floor(delivery.maxConcurrency / 2)),
+    forgetAfterMs: 600_000,
+  };
+}
+
 export function createWorker(config: Config, { db, ...parts }: WorkerParts): DeliveryWorker {
   const { retentionMs } = config.delivery;
   return new DeliveryWorker({
@@ -166,6 +177,7 @@ export function createWorker(config: Config, { db, ...parts }: WorkerParts): Del
     leaseMs: config.delivery.leaseMs,
     pollMs: config.delivery.pollMs,
     maxInFlight: config.delivery.maxConcurrency,
+    slowWebhooks: slowWebhookLimits(config),
     disableAfterMs: config.delivery.disableAfterMs,
   });
 }

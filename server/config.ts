@@ -25,6 +25,10 @@ export interface DeliveryConfig {
   allowedCidrs: string[];
   timeoutMs: number;
   maxConcurrency: number;
+  /** An attempt this long makes its webhook slow; a slow webhook's attempts are limited (slow-webhooks.ts). */
+  slowAfterMs: number;
+  /** Attempts in flight at most to one slow webhook; slow webhooks together hold half of maxConcurrency at most. */
+  slowWebhookConcurrency: number;
   maxResponseBytes: number;
   /** Run the delivery worker inside `serve` (`webhooks-api worker` runs it alone). */
   worker: boolean;
@@ -165,6 +169,12 @@ export function loadConfig(env: Env = process.env): Config {
   if (duration(env, 'DELIVERY_LEASE', '60s') <= timeoutMs) {
     throw new ConfigError('DELIVERY_LEASE must be longer than DELIVERY_TIMEOUT_MS, or a slow attempt is sent twice');
   }
+  const slowAfterMs = duration(env, 'DELIVERY_SLOW_AFTER', `${Math.round(timeoutMs / 5)}ms`);
+  if (slowAfterMs < 1 || slowAfterMs >= timeoutMs) {
+    throw new ConfigError(
+      `DELIVERY_SLOW_AFTER must be from 1ms to less than DELIVERY_TIMEOUT_MS (${timeoutMs}ms), not "${env.DELIVERY_SLOW_AFTER}"`,
+    );
+  }
   const retentionMs = duration(env, 'DELIVERY_RETENTION', '30d');
   if (retentionMs < 1_000 || retentionMs > 3650 * 86_400_000) {
     throw new ConfigError(`DELIVERY_RETENTION must be from 1s to 3650d, not "${env.DELIVERY_RETENTION}"`);
@@ -185,6 +195,8 @@ export function loadConfig(env: Env = process.env): Config {
       allowedCidrs: cidrs(env, 'CALLBACK_ALLOWED_CIDRS'),
       timeoutMs,
       maxConcurrency: integer(env, 'DELIVERY_MAX_CONCURRENCY', 50, 1, 10_000),
+      slowAfterMs,
+      slowWebhookConcurrency: integer(env, 'DELIVERY_SLOW_WEBHOOK_CONCURRENCY', 5, 1, 10_000),
       maxResponseBytes: integer(env, 'DELIVERY_MAX_RESPONSE_BYTES', 65_536, 0, 10 * 1_048_576),
       worker: boolean(env, 'DELIVERY_WORKER', true),
       retrySchedule: schedule(env, 'DELIVERY_RETRY_SCHEDULE'),

@@ -1,7 +1,9 @@
 // The delivery worker: leases due deliveries from the store (the deliveries table is the queue), sends them
 // signed through the guarded sender, and records each outcome. At least once: a worker that dies mid-delivery
 // loses its lease, and another worker (or this process after a restart) sends the message again with the same
-// webhook-id. Order between deliveries is not kept. It also prunes the delivery log past its retention, on a timer.
+// webhook-id. Order between deliveries is not kept. A slow receiver holds a few of the worker's slots at most
+// (slow-webhooks.ts); its other due deliveries are postponed, unsent, rather than waiting in a slot. It also prunes
+// the delivery log past its retention, on a timer.
 import type { FastifyBaseLogger } from 'fastify';
 import type { ClaimedDelivery, CompletedAttempt, DeliveryStore } from '../store/deliveries.js';
 import type { PrunedRows } from '../store/retention.js';
@@ -9,6 +11,7 @@ import { signingSecrets, type WebhookRecord, type WebhookStore } from '../store/
 import type { HttpSender } from './http-sender.js';
 import { formatDuration, nextAttempt } from './retry-schedule.js';
 import { signPayload } from './signature.js';
+import { type SlowWebhookLimits, SlowWebhooks } from './slow-webhooks.js';
 
 export interface WorkerOptions {
   deliveries: DeliveryStore;
@@ -22,6 +25,8 @@ export interface WorkerOptions {
   pollMs: number;
   /** Deliveries in flight at most. */
   maxInFlight: number;
+  /** How many of those slow webhooks may hold. */
+  slowWebhooks: SlowWebhookLimits;
   disableAfterMs: number;
   /** Deletes what has outlived the log's retention; run every `everyMs`, first at start, stopped by `signal`. */
   prune?: { everyMs: number; run: (signal: AbortSignal) => Promise<PrunedRows> };
@@ -31,6 +36,16 @@ export interface WorkerOptions {
 /** Outcomes are written in batches: one transaction (one disk sync) for many deliveries. */
 const flushEveryMs = 20;
 const flushAtCount = 200;
+
+/**
+ * How long a delivery a slow webhook may not take now waits: as long as it has waited since it was created, from
+ * 1 s to 5 min, times 0.5–1 so that a backlog spreads out. A backlog that stays slow is looked at less and less
+ * often (each delivery's wait about doubles), so a slow webhook with thousands waiting costs few writes.
+ */
+export function postponement(createdAt: string, now: number, random = Math.random()): number {
+  const waited = now - Date.parse(createdAt);
+  return Math.round(Math.min(300_000, Math.max(1_000, waited)) * (0.5 + random / 2));
+}
 
 export class DeliveryWorker {
   private running = false;
@@ -47,8 +62,10 @@ export class DeliveryWorker {
   private pruneStop = new AbortController();
 
   private readonly autoDisable: { afterMs: number; reason: string };
+  private readonly slow: SlowWebhooks;
 
   constructor(private readonly options: WorkerOptions) {
+    this.slow = new SlowWebhooks(options.slowWebhooks);
     this.autoDisable = {
       afterMs: options.disableAfterMs,
       reason: `Every delivery failed for ${formatDuration(options.disableAfterMs)} without a success.`,
@@ -136,12 +153,16 @@ export class DeliveryWorker {
     void this.options.webhooks
       .getMany(claimed.map((delivery) => delivery.webhook_id))
       .then((webhooks) => {
+        const now = Date.now();
+        const held: ClaimedDelivery[] = [];
         for (const delivery of claimed) {
           const webhook = webhooks.get(delivery.webhook_id);
           // Deleted since it was claimed: its deliveries went with it (cascade), nothing to do.
-          if (webhook) void this.deliver(delivery, webhook);
-          else this.finished();
+          if (!webhook) this.finished();
+          else if (this.slow.admit(webhook.id, now)) void this.deliver(delivery, webhook, now);
+          else held.push(delivery);
         }
+        if (held.length > 0) this.postpone(held, now);
       })
       .catch((error: unknown) => {
         // The leases run out and the deliveries are claimed again.
@@ -155,7 +176,19 @@ export class DeliveryWorker {
     this.wake?.();
   }
 
-  private async deliver(delivery: ClaimedDelivery, webhook: WebhookRecord) {
+  /** Gives slow webhooks' deliveries back to the queue, due later; their slots are free once that is written. */
+  private postpone(held: ClaimedDelivery[], now: number): void {
+    const items = held.map((delivery) => ({ delivery, until: new Date(now + postponement(delivery.created_at, now)) }));
+    void this.options.deliveries
+      .postpone(items)
+      // Not written: the leases run out and the deliveries are claimed again.
+      .catch((error: unknown) => this.options.log.error({ err: error }, 'could not postpone deliveries'))
+      .finally(() => {
+        for (let i = 0; i < held.length; i++) this.finished();
+      });
+  }
+
+  private async deliver(delivery: ClaimedDelivery, webhook: WebhookRecord, admittedAt: number) {
     try {
       const attemptedAt = new Date();
       const timestamp = Math.floor(attemptedAt.getTime() / 1000);
@@ -191,6 +224,7 @@ export class DeliveryWorker {
     } catch (error) {
       this.options.log.error({ err: error, deliveryId: delivery.id }, 'delivery attempt failed unexpectedly');
     } finally {
+      this.slow.finished(webhook.id, admittedAt, Date.now());
       this.finished();
     }
   }

@@ -136,6 +136,25 @@ export class DeliveryStore {
   }
 
   /**
+   * Gives back leased deliveries unsent, due again at their `until` (a slow webhook's deliveries the worker may not
+   * send now: slow-webhooks.ts). No attempt is recorded. Only the lease holder's postponement counts, as with an
+   * outcome. Like a claim, it need not reach the disk before the worker goes on: lost in a crash, the leases run out
+   * and the deliveries are claimed again.
+   */
+  async postpone(items: readonly { delivery: ClaimedDelivery; until: Date }[]): Promise<void> {
+    if (items.length === 0) return;
+    const now = new Date().toISOString();
+    await writesOf(this.db).run(
+      async (tx) => {
+        for (const { delivery, until } of items) {
+          await postponeQuery(tx, { id: delivery.id, leaseId: delivery.lease_id, until: until.toISOString(), now });
+        }
+      },
+      () => true,
+    );
+  }
+
+  /**
    * Records a batch of attempts in one transaction (one disk sync for many deliveries). A webhook whose deliveries
    * have failed since before `autoDisable.afterMs` ago without a success is disabled with `autoDisable.reason`.
    */
@@ -358,6 +377,16 @@ const claimDueQuery = prepared((db, { leaseUntil, leaseId, at, limit }: ClaimVal
     })
     .returningAll(),
 );
+
+const postponeQuery = prepared((db, { id, leaseId, until, now }: PostponeValues) =>
+  db
+    .updateTable('deliveries')
+    .set({ next_attempt_at: until, lease_until: null, lease_id: null, updated_at: now })
+    .where('id', '=', id)
+    .where('lease_id', '=', leaseId),
+);
+
+type PostponeValues = { id: string; leaseId: string; until: string; now: string };
 
 type ClaimValues = { leaseUntil: string; leaseId: string; at: string; limit: number };
 

@@ -94,6 +94,32 @@ for (const backend of backends) {
       });
       });
     });
+
+    it('postpones a delivery only under its current lease: due again at the time given, no attempt recorded', async () => {
+      await withStores(backend, async ({ webhooks, deliveries, events }) => {
+        const a = await webhooks.create('t1', hook(1), secret);
+        await events.publish('t1', { type: 'order.created', data: {} });
+        await events.publish('t1', { type: 'order.paid', data: {} });
+        const start = new Date(Date.now() + 1_000);
+        const claimed = await deliveries.claimDue(10, 60_000, start);
+        expect(claimed).toHaveLength(2);
+        const [held, other] = claimed as [ClaimedDelivery, ClaimedDelivery];
+        const until = new Date(start.getTime() + 10_000);
+        // The second under a lease that is no longer its own (another worker's since): that one changes nothing.
+        await deliveries.postpone([
+          { delivery: held, until },
+          { delivery: { ...other, lease_id: 'a lease that ran out' }, until },
+        ]);
+        const [shown] = (await deliveries.listForWebhook('t1', a.id, { limit: 10 })).items.filter(
+          (delivery) => delivery.id === held.id,
+        );
+        expect(shown).toMatchObject({ status: 'pending', attempts: [], nextAttemptAt: until.toISOString() });
+        expect(await deliveries.claimDue(10, 60_000, new Date(until.getTime() - 1))).toEqual([]);
+        const again = await deliveries.claimDue(10, 60_000, until);
+        // The other one is still leased (until start + 60 s): only the postponed one is due.
+        expect(again.map((delivery) => [delivery.id, delivery.attempt_count])).toEqual([[held.id, 0]]);
+      });
+    });
   });
 }
 

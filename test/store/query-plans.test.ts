@@ -112,6 +112,9 @@ describe('query plans and statements on SQLite', () => {
     });
     const autoDisable = { afterMs: 60_000, reason: 'failing' };
     await deliveries.complete([outcome(succeeded!, true), outcome(retried!, false)], autoDisable);
+    await events.publish('t', { type: 'order.paid', data: { n: 3 } });
+    const [held] = await deliveries.claimDue(10, 60_000, new Date(Date.now() + 1_000));
+    await deliveries.postpone([{ delivery: held!, until: new Date(Date.now() + 60_000) }]);
 
     const queries = executed.map(({ sql }) => sql);
     // Every kind of statement the queue runs was seen: the check below covers them all.
@@ -121,6 +124,7 @@ describe('query plans and statements on SQLite', () => {
       'set "lease_until"',
       'set "status"',
       'insert into "delivery_attempts"',
+      'set "next_attempt_at"',
     ];
     for (const kind of kinds) expect(queries.some((sql) => sql.includes(kind)), kind).toBe(true);
     expect(scansIn(executed, planOf)).toEqual([]);

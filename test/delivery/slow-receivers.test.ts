@@ -1,0 +1,116 @@
+// A slow receiver with a backlog must not hold up other tenants' deliveries (server/delivery/slow-webhooks.ts): the
+// real service on each store backend, with four delivery slots, one webhook whose receiver takes 500 ms per
+// request and twenty events waiting for it, and then another tenant's webhook that answers at once. Before the
+// limit, the twenty slow deliveries (published first) took every slot until the last of them had been sent, and
+// the fast tenant's deliveries came after; now the slow webhook holds two slots at most once it is known to be
+// slow, and the fast deliveries go out through the others while most of the slow backlog still waits.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { components } from '../../client/index.js';
+import { backends } from '../support/backends.js';
+import { accept, envelopeOf, eventually, type LoggedRequest, receiverPool } from '../support/receiver-log.js';
+import { type Client, createWebhook, startService, type TestService } from '../support/service.js';
+
+type Delivery = components['schemas']['Delivery'];
+
+const permissions = ['WEBHOOKS:VIEW', 'WEBHOOKS:ADD', 'EVENTS:PUBLISH'];
+const slots = 4;
+const perSlowWebhook = 2;
+const slowAnswerMs = 500;
+const slowBacklog = 20;
+const fastEvents = 10;
+
+const receivers = receiverPool();
+afterAll(receivers.closeAll);
+
+for (const backend of backends) {
+  describe.skipIf(!backend.available)(`slow receivers on ${backend.name}`, () => {
+    let service: TestService;
+
+    beforeAll(async () => {
+      service = await startService(backend, {
+        DELIVERY_MAX_CONCURRENCY: String(slots),
+        DELIVERY_SLOW_WEBHOOK_CONCURRENCY: String(perSlowWebhook),
+        DELIVERY_TIMEOUT_MS: '5000',
+        DELIVERY_SLOW_AFTER: '200ms',
+        DELIVERY_POLL_INTERVAL: '20ms',
+      });
+    });
+    afterAll(() => service?.close());
+
+    async function tenantWithWebhook(tenant: string, url: string): Promise<{ api: Client; webhookId: string }> {
+      const api = service.client(await service.token(`${backend.name}-${tenant}`, permissions));
+      const webhook = await createWebhook(api, { callbackUrl: url, events: ['order.created'] });
+      return { api, webhookId: webhook.id };
+    }
+
+    async function publish(api: Client, marker: string) {
+      const { response } = await api.POST('/api/web/v1/events', { body: { type: 'order.created', data: { marker } } });
+      expect(response.status).toBe(202);
+    }
+
+    async function deliveriesOf(api: Client, webhookId: string): Promise<Delivery[]> {
+      const { data, response } = await api.GET('/api/web/v1/webhooks/{id}/deliveries', {
+        params: { path: { id: webhookId }, query: { limit: 100 } },
+      });
+      expect(response.status).toBe(200);
+      return data!;
+    }
+
+    it("sends another tenant's deliveries while a slow webhook's backlog waits, the slow one in two slots", async () => {
+      // The slow receiver answers each request after 500 ms, and notes how many of its requests were open (itself
+      // included) when each arrived.
+      let open = 0;
+      const openAtArrival: number[] = [];
+      const slowReceiver = await receivers.start(() => {
+        openAtArrival.push(++open);
+        return {
+          status: 204,
+          holdUntil: new Promise((resolve) => setTimeout(resolve, slowAnswerMs)).then(() => open--),
+        };
+      });
+      const fastReceiver = await receivers.start(accept);
+      const slow = await tenantWithWebhook('slow', slowReceiver.url);
+      const fast = await tenantWithWebhook('fast', fastReceiver.url);
+
+      for (let i = 0; i < slowBacklog; i++) await publish(slow.api, `slow-${i}`);
+      // The first requests take every slot: nothing knows yet that this receiver is slow.
+      await slowReceiver.waitFor(slots);
+      for (let i = 0; i < fastEvents; i++) await publish(fast.api, `fast-${i}`);
+
+      await fastReceiver.waitFor(fastEvents, { timeoutMs: 10_000 });
+      const slowSentBeforeFastDone = slowReceiver.requests.length;
+      expect(slowSentBeforeFastDone, 'slow deliveries sent before the last fast one arrived').toBeLessThan(
+        slowBacklog / 2,
+      );
+
+      // What waits is pending with no attempt made and its next attempt at least half a second after its creation
+      // (the first was due at once): postponed, not failed, and no retry of the schedule used up. Those in flight
+      // now (two at most) may not have been postponed.
+      const waiting = (await deliveriesOf(slow.api, slow.webhookId)).filter(
+        (delivery) => delivery.status === 'pending' && delivery.attempts.length === 0,
+      );
+      const postponed = waiting.filter(
+        (delivery) => Date.parse(delivery.nextAttemptAt!) - Date.parse(delivery.createdAt) >= 500,
+      );
+      expect(postponed.length).toBeGreaterThan(0);
+      expect(postponed.length).toBeGreaterThanOrEqual(waiting.length - perSlowWebhook);
+
+      // Every slow delivery arrives in the end, once each, and after the first wave never more than two at a time.
+      const arrived = await slowReceiver.waitFor(slowBacklog, { timeoutMs: 40_000 });
+      const markers = (requests: LoggedRequest[]) => new Set(requests.map((r) => envelopeOf(r).data.marker));
+      expect(markers(arrived).size).toBe(slowBacklog);
+      expect(openAtArrival.slice(0, slots)).toEqual([1, 2, 3, 4]);
+      expect(Math.max(...openAtArrival.slice(slots))).toBeLessThanOrEqual(perSlowWebhook);
+      const settled = await eventually(
+        async () => {
+          const all = await deliveriesOf(slow.api, slow.webhookId);
+          return all.every((delivery) => delivery.status === 'succeeded') ? all : undefined;
+        },
+        { timeoutMs: 10_000, what: 'every slow delivery succeeded' },
+      );
+      expect(settled).toHaveLength(slowBacklog);
+      for (const delivery of settled) expect(delivery.attempts).toHaveLength(1);
+      expect(slowReceiver.requests).toHaveLength(slowBacklog);
+    }, 90_000);
+  });
+}
