@@ -101,6 +101,9 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
 
   const guard = createAddressGuard({ allowedCidrs: config.delivery.allowedCidrs });
   const sender = createSender(config, guard);
+  // Test deliveries have a pool and a concurrency limit of their own: tests fired at a receiver that hangs must not
+  // take the worker's slots (nor the worker's backlog hold up a test someone is waiting for).
+  const testSender = createSender(config, guard);
 
   registerStrictValidation(app);
   registerErrorHandling(app);
@@ -119,7 +122,7 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
     : undefined;
   const notifyWorker = () => worker?.notify();
   const handlers: ServiceHandlers = {
-    ...webhookHandlers({ webhooks, checkHost: guard.checkHost, sendTest: createTestSender(sender, deliveries, app.log) }),
+    ...webhookHandlers({ webhooks, checkHost: guard.checkHost, sendTest: createTestSender(testSender, deliveries, app.log) }),
     ...eventHandlers({ events: new EventStore(db, config.delivery.retrySchedule[0]), notifyWorker }),
     ...deliveryHandlers({ webhooks, deliveries, notifyWorker }),
     ...serviceHandlers(db),
@@ -141,7 +144,7 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
   app.addHook('onReady', async () => worker?.start());
   app.addHook('onClose', async () => {
     await worker?.stop();
-    await sender.close();
+    await Promise.all([sender.close(), testSender.close()]);
     await db.destroy();
   });
   return app;
@@ -158,13 +161,18 @@ export interface WorkerParts {
 /** How often the worker prunes the delivery log: a tenth of the retention, from once a second to every 10 minutes. */
 const pruneEveryMs = (retentionMs: number) => Math.min(600_000, Math.max(1_000, Math.round(retentionMs / 10)));
 
-/** Slow webhooks share half of the worker's slots at most (one at least), each `slowWebhookConcurrency` of them. */
+/**
+ * Limited (slow) webhooks share half of the worker's slots at most (one at least), each starting at
+ * `slowWebhookConcurrency` of them; postponed deliveries are paced up to 5 minutes ahead.
+ */
 function slowWebhookLimits({ delivery }: Config): SlowWebhookLimits {
+  const total = Math.max(1, Math.floor(delivery.maxConcurrency / 2));
   return {
     slowAfterMs: delivery.slowAfterMs,
-    perWebhook: delivery.slowWebhookConcurrency,
-    total: Math.max(1, Math.floor(delivery.maxConcurrency / 2)),
+    perWebhook: Math.min(delivery.slowWebhookConcurrency, total),
+    total,
     forgetAfterMs: 600_000,
+    horizonMs: 300_000,
   };
 }
 

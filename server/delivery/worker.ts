@@ -37,15 +37,6 @@ export interface WorkerOptions {
 const flushEveryMs = 20;
 const flushAtCount = 200;
 
-/**
- * How long a delivery a slow webhook may not take now waits: as long as it has waited since it was created, from
- * 1 s to 5 min, times 0.5–1 so that a backlog spreads out. A backlog that stays slow is looked at less and less
- * often (each delivery's wait about doubles), so a slow webhook with thousands waiting costs few writes.
- */
-export function postponement(createdAt: string, now: number, random = Math.random()): number {
-  const waited = now - Date.parse(createdAt);
-  return Math.round(Math.min(300_000, Math.max(1_000, waited)) * (0.5 + random / 2));
-}
 
 export class DeliveryWorker {
   private running = false;
@@ -150,9 +141,8 @@ export class DeliveryWorker {
   private dispatch(claimed: ClaimedDelivery[]): void {
     // Counted from the claim on, so the loop never holds more than maxInFlight leases.
     this.inFlight += claimed.length;
-    void this.options.webhooks
-      .getMany(claimed.map((delivery) => delivery.webhook_id))
-      .then((webhooks) => {
+    void this.options.webhooks.getMany(claimed.map((delivery) => delivery.webhook_id)).then(
+      (webhooks) => {
         const now = Date.now();
         const held: ClaimedDelivery[] = [];
         for (const delivery of claimed) {
@@ -163,12 +153,13 @@ export class DeliveryWorker {
           else held.push(delivery);
         }
         if (held.length > 0) this.postpone(held, now);
-      })
-      .catch((error: unknown) => {
+      },
+      (error: unknown) => {
         // The leases run out and the deliveries are claimed again.
         this.options.log.error({ err: error }, 'delivery worker could not load webhooks');
         for (let i = 0; i < claimed.length; i++) this.finished();
-      });
+      },
+    );
   }
 
   private finished(): void {
@@ -176,9 +167,12 @@ export class DeliveryWorker {
     this.wake?.();
   }
 
-  /** Gives slow webhooks' deliveries back to the queue, due later; their slots are free once that is written. */
+  /**
+   * Gives slow webhooks' deliveries back to the queue, unsent, each due again when its webhook should have room
+   * (slow-webhooks.ts paces them); their slots are free once that is written.
+   */
   private postpone(held: ClaimedDelivery[], now: number): void {
-    const items = held.map((delivery) => ({ delivery, until: new Date(now + postponement(delivery.created_at, now)) }));
+    const items = held.map((delivery) => ({ delivery, until: new Date(this.slow.nextSlot(delivery.webhook_id, now)) }));
     void this.options.deliveries
       .postpone(items)
       // Not written: the leases run out and the deliveries are claimed again.
@@ -189,6 +183,7 @@ export class DeliveryWorker {
   }
 
   private async deliver(delivery: ClaimedDelivery, webhook: WebhookRecord, admittedAt: number) {
+    let tookMs: number | undefined;
     try {
       const attemptedAt = new Date();
       const timestamp = Math.floor(attemptedAt.getTime() / 1000);
@@ -207,6 +202,7 @@ export class DeliveryWorker {
         },
         body: delivery.payload,
       });
+      tookMs = result.durationMs;
       const gone = result.responseStatus === 410;
       const next = result.ok
         ? ({ status: 'succeeded' } as const)
@@ -224,7 +220,7 @@ export class DeliveryWorker {
     } catch (error) {
       this.options.log.error({ err: error, deliveryId: delivery.id }, 'delivery attempt failed unexpectedly');
     } finally {
-      this.slow.finished(webhook.id, admittedAt, Date.now());
+      this.slow.finished(webhook.id, admittedAt, Date.now(), tookMs);
       this.finished();
     }
   }

@@ -3,7 +3,8 @@
 // request and twenty events waiting for it, and then another tenant's webhook that answers at once. Before the
 // limit, the twenty slow deliveries (published first) took every slot until the last of them had been sent, and
 // the fast tenant's deliveries came after; now the slow webhook holds two slots at most once it is known to be
-// slow, and the fast deliveries go out through the others while most of the slow backlog still waits.
+// slow, and the fast deliveries go out through the others while most of the slow backlog still waits. Test
+// deliveries to a receiver that hangs do not take the worker's slots either.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { components } from '../../client/index.js';
 import { backends } from '../support/backends.js';
@@ -12,12 +13,13 @@ import { type Client, createWebhook, startService, type TestService } from '../s
 
 type Delivery = components['schemas']['Delivery'];
 
-const permissions = ['WEBHOOKS:VIEW', 'WEBHOOKS:ADD', 'EVENTS:PUBLISH'];
+const permissions = ['WEBHOOKS:VIEW', 'WEBHOOKS:ADD', 'WEBHOOKS:EDIT', 'EVENTS:PUBLISH'];
 const slots = 4;
 const perSlowWebhook = 2;
 const slowAnswerMs = 500;
 const slowBacklog = 20;
 const fastEvents = 10;
+const timeoutMs = 5_000;
 
 const receivers = receiverPool();
 afterAll(receivers.closeAll);
@@ -30,7 +32,7 @@ for (const backend of backends) {
       service = await startService(backend, {
         DELIVERY_MAX_CONCURRENCY: String(slots),
         DELIVERY_SLOW_WEBHOOK_CONCURRENCY: String(perSlowWebhook),
-        DELIVERY_TIMEOUT_MS: '5000',
+        DELIVERY_TIMEOUT_MS: String(timeoutMs),
         DELIVERY_SLOW_AFTER: '200ms',
         DELIVERY_POLL_INTERVAL: '20ms',
       });
@@ -57,25 +59,26 @@ for (const backend of backends) {
     }
 
     it("sends another tenant's deliveries while a slow webhook's backlog waits, the slow one in two slots", async () => {
-      // The slow receiver answers each request after 500 ms, and notes how many of its requests were open (itself
-      // included) when each arrived.
+      // The slow receiver answers each request after 500 ms, and notes for each request how many of its requests
+      // were open (itself included) when it arrived, and whether it had answered any yet.
       let open = 0;
-      const openAtArrival: number[] = [];
+      let answered = 0;
+      const arrivals: { open: number; afterFirstAnswer: boolean }[] = [];
       const slowReceiver = await receivers.start(() => {
-        openAtArrival.push(++open);
-        return {
-          status: 204,
-          holdUntil: new Promise((resolve) => setTimeout(resolve, slowAnswerMs)).then(() => open--),
-        };
+        arrivals.push({ open: ++open, afterFirstAnswer: answered > 0 });
+        const answer = new Promise((resolve) => setTimeout(resolve, slowAnswerMs)).then(() => {
+          open--;
+          answered++;
+        });
+        return { status: 204, holdUntil: answer };
       });
       const fastReceiver = await receivers.start(accept);
       const slow = await tenantWithWebhook('slow', slowReceiver.url);
       const fast = await tenantWithWebhook('fast', fastReceiver.url);
 
-      for (let i = 0; i < slowBacklog; i++) await publish(slow.api, `slow-${i}`);
-      // The first requests take every slot: nothing knows yet that this receiver is slow.
-      await slowReceiver.waitFor(slots);
-      for (let i = 0; i < fastEvents; i++) await publish(fast.api, `fast-${i}`);
+      // Published together, and the fast tenant's right after: its deliveries queue behind the slow backlog.
+      await Promise.all(Array.from({ length: slowBacklog }, (_, i) => publish(slow.api, `slow-${i}`)));
+      await Promise.all(Array.from({ length: fastEvents }, (_, i) => publish(fast.api, `fast-${i}`)));
 
       await fastReceiver.waitFor(fastEvents, { timeoutMs: 10_000 });
       const slowSentBeforeFastDone = slowReceiver.requests.length;
@@ -99,8 +102,11 @@ for (const backend of backends) {
       const arrived = await slowReceiver.waitFor(slowBacklog, { timeoutMs: 40_000 });
       const markers = (requests: LoggedRequest[]) => new Set(requests.map((r) => envelopeOf(r).data.marker));
       expect(markers(arrived).size).toBe(slowBacklog);
-      expect(openAtArrival.slice(0, slots)).toEqual([1, 2, 3, 4]);
-      expect(Math.max(...openAtArrival.slice(slots))).toBeLessThanOrEqual(perSlowWebhook);
+      // The first requests may take every slot (nothing knows yet that this receiver is slow); once it has answered
+      // one, and so shown how slow it is, it never has more than two open.
+      const later = arrivals.filter((arrival) => arrival.afterFirstAnswer);
+      expect(later.length).toBeGreaterThan(slowBacklog / 2);
+      expect(Math.max(...later.map((arrival) => arrival.open))).toBeLessThanOrEqual(perSlowWebhook);
       const settled = await eventually(
         async () => {
           const all = await deliveriesOf(slow.api, slow.webhookId);
@@ -112,5 +118,29 @@ for (const backend of backends) {
       for (const delivery of settled) expect(delivery.attempts).toHaveLength(1);
       expect(slowReceiver.requests).toHaveLength(slowBacklog);
     }, 90_000);
+
+    it("keeps test deliveries to a receiver that hangs out of the worker's slots", async () => {
+      let release!: () => void;
+      const hung = new Promise<void>((resolve) => (release = resolve));
+      const hanging = await receivers.start(() => ({ status: 204, holdUntil: hung }));
+      const fastReceiver = await receivers.start(accept);
+      const tester = await tenantWithWebhook('tester', hanging.url);
+      const fast = await tenantWithWebhook('fast-after-tests', fastReceiver.url);
+
+      // As many test deliveries as the worker has slots, all held open by the receiver.
+      const tests = Array.from({ length: slots }, () =>
+        tester.api.POST('/api/web/v1/webhooks/test/{id}', { params: { path: { id: tester.webhookId } }, parseAs: 'text' }),
+      );
+      const testsSentAt = Date.now();
+      await hanging.waitFor(slots);
+
+      // Before, the worker's attempt waited for a place behind the tests until they timed out (5 s), and they
+      // answered 502. Now it goes out at once, and the tests end as the receiver answers them.
+      await publish(fast.api, 'while-tests-hang');
+      const [arrival] = await fastReceiver.waitFor(1, { timeoutMs: 15_000 });
+      expect(arrival!.arrivedAt - testsSentAt, 'the delivery waited until the tests timed out').toBeLessThan(timeoutMs);
+      release();
+      expect((await Promise.all(tests)).map(({ response }) => response.ok)).toEqual(Array(slots).fill(true));
+    }, 30_000);
   });
 }

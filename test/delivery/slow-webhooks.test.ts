@@ -1,12 +1,11 @@
-// The limits on slow webhooks (server/delivery/slow-webhooks.ts), the wait of a delivery they hold back, and their
-// settings. Time is passed in, so every case is exact; the worker applying them to real receivers is
+// The limits on slow webhooks (server/delivery/slow-webhooks.ts), the pacing of the deliveries they hold back, and
+// their settings. Time is passed in, so every case is exact; the worker applying them to real receivers is
 // test/delivery/slow-receivers.test.ts.
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../server/config.js';
 import { SlowWebhooks } from '../../server/delivery/slow-webhooks.js';
-import { postponement } from '../../server/delivery/worker.js';
 
-const limits = { slowAfterMs: 1_000, perWebhook: 2, total: 3, forgetAfterMs: 60_000 };
+const limits = { slowAfterMs: 1_000, perWebhook: 2, total: 4, forgetAfterMs: 60_000, horizonMs: 10_000 };
 
 /** Admits `count` attempts to the webhook at `now`; how many were admitted. */
 function admitMany(slow: SlowWebhooks, webhookId: string, count: number, now: number): number {
@@ -15,88 +14,127 @@ function admitMany(slow: SlowWebhooks, webhookId: string, count: number, now: nu
   return admitted;
 }
 
+/** A webhook limited by one attempt that took `tookMs`, finished at `now`. */
+function limitedBySlowAttempt(slow: SlowWebhooks, webhookId: string, now: number, tookMs = 1_500) {
+  expect(slow.admit(webhookId, now - tookMs)).toBe(true);
+  slow.finished(webhookId, now - tookMs, now);
+}
+
 describe('slow webhooks', () => {
   it('lets a fast webhook have as many attempts in flight as the worker has slots', () => {
     const slow = new SlowWebhooks(limits);
     expect(admitMany(slow, 'fast', 50, 0)).toBe(50);
     for (let i = 0; i < 50; i++) slow.finished('fast', 0, 20);
-    expect(slow.isSlow('fast', 20)).toBe(false);
+    expect(slow.limitFor('fast', 20)).toBeUndefined();
     expect(admitMany(slow, 'fast', 50, 20)).toBe(50);
   });
 
-  it('limits a webhook whose last attempt took slowAfterMs to perWebhook attempts in flight', () => {
+  it('limits a webhook to perWebhook attempts in flight after an attempt that took slowAfterMs', () => {
     const slow = new SlowWebhooks(limits);
-    expect(slow.admit('w', 0)).toBe(true);
-    slow.finished('w', 0, 1_000);
-    expect(slow.isSlow('w', 1_000)).toBe(true);
+    limitedBySlowAttempt(slow, 'w', 1_000, 1_000);
+    expect(slow.limitFor('w', 1_000)).toBe(2);
     expect(admitMany(slow, 'w', 5, 1_000)).toBe(2);
-    // One slot back: one more.
-    slow.finished('w', 1_000, 1_100);
-    expect(slow.isSlow('w', 1_100)).toBe(false); // that attempt was fast
-    expect(admitMany(slow, 'w', 5, 1_100)).toBe(5);
+    // The receiver's own time decides, not the wait before the attempt went out: both were fast.
+    slow.finished('w', 1_000, 5_000, 10);
+    slow.finished('w', 1_000, 5_000, 10);
+    expect(slow.limitFor('w', 5_000)).toBe(4);
   });
 
-  it('counts a webhook slow while one of its attempts has been in flight slowAfterMs, before any ends', () => {
+  it('opens the limit by one per faster attempt and lifts it past `total`; a slow attempt closes it again', () => {
+    const slow = new SlowWebhooks(limits);
+    limitedBySlowAttempt(slow, 'w', 2_000);
+    const seen: (number | undefined)[] = [];
+    for (let i = 0; i < 3; i++) {
+      expect(slow.admit('w', 2_000 + i)).toBe(true);
+      slow.finished('w', 2_000 + i, 2_010 + i);
+      seen.push(slow.limitFor('w', 2_010 + i));
+    }
+    expect(seen).toEqual([3, 4, undefined]);
+    expect(admitMany(slow, 'w', 10, 3_000)).toBe(10);
+    slow.finished('w', 3_000, 4_000);
+    expect(slow.limitFor('w', 4_000)).toBe(2);
+    expect(admitMany(slow, 'w', 5, 4_000)).toBe(0); // nine still in flight
+  });
+
+  it('closes a grown limit again while an attempt of its webhook hangs', () => {
+    const slow = new SlowWebhooks(limits);
+    limitedBySlowAttempt(slow, 'w', 1_000);
+    expect(slow.admit('w', 1_000)).toBe(true); // this one hangs
+    expect(slow.admit('w', 1_500)).toBe(true);
+    slow.finished('w', 1_500, 1_600);
+    expect(slow.limitFor('w', 1_999)).toBe(3);
+    expect(slow.limitFor('w', 2_000)).toBe(2);
+  });
+
+  it('limits a webhook while one of its attempts has been in flight slowAfterMs, before any ends', () => {
     const slow = new SlowWebhooks(limits);
     expect(admitMany(slow, 'hung', 4, 0)).toBe(4);
-    expect(slow.isSlow('hung', 999)).toBe(false);
     expect(slow.admit('hung', 999)).toBe(true);
-    expect(slow.isSlow('hung', 1_000)).toBe(true);
+    expect(slow.limitFor('hung', 999)).toBeUndefined();
+    expect(slow.limitFor('hung', 1_000)).toBe(2);
     // Five in flight, over its two: nothing more until all but one have ended.
     expect(slow.admit('hung', 1_000)).toBe(false);
     for (let i = 0; i < 4; i++) slow.finished('hung', 0, 5_000);
     // The attempt from 999 is still out: room for one more of its two.
     expect(admitMany(slow, 'hung', 3, 5_000)).toBe(1);
-    slow.finished('hung', 999, 5_001);
-    expect(admitMany(slow, 'hung', 3, 5_001)).toBe(1);
   });
 
-  it('keeps the slow webhooks together to `total` attempts in flight, and leaves the fast ones alone', () => {
+  it('keeps limited webhooks together to `total` attempts in flight, and leaves the others alone', () => {
     const slow = new SlowWebhooks(limits);
-    for (const id of ['a', 'b', 'c']) {
-      slow.admit(id, 0);
-      slow.finished(id, 0, 2_000);
-    }
+    for (const id of ['a', 'b', 'c']) limitedBySlowAttempt(slow, id, 2_000);
     expect(admitMany(slow, 'a', 5, 2_000)).toBe(2);
-    expect(admitMany(slow, 'b', 5, 2_000)).toBe(1); // total 3 reached
+    expect(admitMany(slow, 'b', 5, 2_000)).toBe(2); // total 4 reached
     expect(admitMany(slow, 'c', 5, 2_000)).toBe(0);
     expect(admitMany(slow, 'fast', 10, 2_000)).toBe(10);
-    // Fast this time: 'a' is fast again, and its other attempt no longer counts towards the slow ones' three.
     slow.finished('a', 2_000, 2_500);
-    expect(admitMany(slow, 'c', 5, 2_500)).toBe(2);
+    expect(admitMany(slow, 'c', 5, 2_500)).toBe(1);
   });
 
-  it('forgets a slow webhook that has had no attempt for forgetAfterMs', () => {
+  it('forgets a limit when no attempt of its webhook finished for forgetAfterMs', () => {
     const slow = new SlowWebhooks(limits);
-    slow.admit('w', 0);
-    slow.finished('w', 0, 1_500);
-    expect(slow.isSlow('w', 61_499)).toBe(true);
-    expect(slow.isSlow('w', 61_500)).toBe(false);
+    limitedBySlowAttempt(slow, 'w', 1_500);
+    expect(slow.limitFor('w', 61_499)).toBe(2);
+    expect(slow.limitFor('w', 61_500)).toBeUndefined();
     expect(admitMany(slow, 'w', 5, 61_500)).toBe(5);
   });
 
   it('frees one slot per finished attempt even when two started in the same millisecond', () => {
     const slow = new SlowWebhooks(limits);
-    slow.admit('w', 0);
-    slow.finished('w', 0, 1_000);
+    limitedBySlowAttempt(slow, 'w', 1_000);
     expect(admitMany(slow, 'w', 2, 1_000)).toBe(2);
     slow.finished('w', 1_000, 3_000);
     expect(admitMany(slow, 'w', 2, 3_000)).toBe(1);
   });
 });
 
-describe('postponement of a delivery a slow webhook may not take now', () => {
-  const created = '2026-01-01T00:00:00.000Z';
-  const at = (ms: number) => Date.parse(created) + ms;
+describe('pacing of deliveries a limited webhook may not take now', () => {
+  it('spaces them by its last slow attempt over its limit, in the order they come, within the horizon', () => {
+    const slow = new SlowWebhooks(limits);
+    limitedBySlowAttempt(slow, 'w', 1_000, 3_000); // 3 s per attempt, two at a time: one slot every 1.5 s
+    expect([1, 2, 3].map(() => slow.nextSlot('w', 1_000))).toEqual([2_500, 4_000, 5_500]);
+    // Later postponements queue behind the earlier ones.
+    expect(slow.nextSlot('w', 2_000)).toBe(7_000);
+    // A slot is never in the past: after a quiet spell the pacing starts from now.
+    expect(slow.nextSlot('w', 20_000)).toBe(21_500);
+  });
 
-  it('waits about as long as the delivery has waited, from 1 s to 5 min, times 0.5 to 1', () => {
-    expect(postponement(created, at(0), 1)).toBe(1_000);
-    expect(postponement(created, at(0), 0)).toBe(500);
-    expect(postponement(created, at(10_000), 1)).toBe(10_000);
-    expect(postponement(created, at(10_000), 0)).toBe(5_000);
-    expect(postponement(created, at(3_600_000), 1)).toBe(300_000);
-    // A clock behind the row's creation still waits the least, never a negative time.
-    expect(postponement(created, at(-60_000), 1)).toBe(1_000);
+  it('spreads those past the horizon over the next horizon, to be paced when they come due', () => {
+    const slow = new SlowWebhooks(limits);
+    limitedBySlowAttempt(slow, 'w', 0, 8_000); // one slot every 4 s; horizon 10 s
+    expect(slow.nextSlot('w', 0)).toBe(4_000);
+    expect(slow.nextSlot('w', 0)).toBe(8_000);
+    expect(slow.nextSlot('w', 0, 0)).toBe(10_000);
+    expect(slow.nextSlot('w', 0, 1)).toBe(20_000);
+    expect(slow.nextSlot('w', 0, 0.5)).toBe(15_000);
+  });
+
+  it('keeps its pacing when a new slow attempt closes the limit again', () => {
+    const slow = new SlowWebhooks(limits);
+    limitedBySlowAttempt(slow, 'w', 1_000, 2_000); // one slot a second
+    expect(slow.nextSlot('w', 1_000)).toBe(2_000);
+    expect(slow.nextSlot('w', 1_000)).toBe(3_000);
+    limitedBySlowAttempt(slow, 'w', 1_100, 2_000);
+    expect(slow.nextSlot('w', 1_100)).toBe(4_000);
   });
 });
 

@@ -25,7 +25,7 @@ function withWorker(prune: WorkerOptions['prune'], test: (worker: DeliveryWorker
       leaseMs: 60_000,
       pollMs: 1_000,
       maxInFlight: 10,
-      slowWebhooks: { slowAfterMs: 1_000, perWebhook: 2, total: 5, forgetAfterMs: 600_000 },
+      slowWebhooks: { slowAfterMs: 1_000, perWebhook: 2, total: 5, forgetAfterMs: 600_000, horizonMs: 60_000 },
       disableAfterMs: 86_400_000,
       log: pino({ level: 'silent' }),
       prune,
