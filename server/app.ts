@@ -122,7 +122,11 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
     : undefined;
   const notifyWorker = () => worker?.notify();
   const handlers: ServiceHandlers = {
-    ...webhookHandlers({ webhooks, checkHost: guard.checkHost, sendTest: createTestSender(testSender, deliveries, app.log) }),
+    ...webhookHandlers({
+      webhooks,
+      checkHost: guard.checkHost,
+      sendTest: createTestSender(testSender, deliveries, app.log),
+    }),
     ...eventHandlers({ events: new EventStore(db, config.delivery.retrySchedule[0]), notifyWorker }),
     ...deliveryHandlers({ webhooks, deliveries, notifyWorker }),
     ...serviceHandlers(db),
@@ -163,16 +167,19 @@ const pruneEveryMs = (retentionMs: number) => Math.min(600_000, Math.max(1_000, 
 
 /**
  * Limited (slow) webhooks share half of the worker's slots at most (one at least), each starting at
- * `slowWebhookConcurrency` of them; postponed deliveries are paced up to 5 minutes ahead.
+ * `slowWebhookConcurrency` of them (a quarter of the slots at most); postponed deliveries are paced up to 5 minutes ahead, and spread over up to an
+ * hour beyond that.
  */
 function slowWebhookLimits({ delivery }: Config): SlowWebhookLimits {
   const total = Math.max(1, Math.floor(delivery.maxConcurrency / 2));
   return {
     slowAfterMs: delivery.slowAfterMs,
-    perWebhook: Math.min(delivery.slowWebhookConcurrency, total),
+    // At most half of `total`, so that a limit grows one faster answer at a time for a while before it is lifted.
+    perWebhook: Math.min(delivery.slowWebhookConcurrency, Math.max(1, Math.floor(total / 2))),
     total,
     forgetAfterMs: 600_000,
     horizonMs: 300_000,
+    spreadAtMostMs: 3_600_000,
   };
 }
 

@@ -172,7 +172,8 @@ export function loadConfig(env: Env = process.env): Config {
   const slowAfterMs = duration(env, 'DELIVERY_SLOW_AFTER', `${Math.round(timeoutMs / 5)}ms`);
   if (slowAfterMs < 1 || slowAfterMs >= timeoutMs) {
     throw new ConfigError(
-      `DELIVERY_SLOW_AFTER must be from 1ms to less than DELIVERY_TIMEOUT_MS (${timeoutMs}ms), not "${env.DELIVERY_SLOW_AFTER}"`,
+      `DELIVERY_SLOW_AFTER must be from 1ms to less than DELIVERY_TIMEOUT_MS (${timeoutMs}ms), ` +
+        `not "${env.DELIVERY_SLOW_AFTER}"`,
     );
   }
   const retentionMs = duration(env, 'DELIVERY_RETENTION', '30d');

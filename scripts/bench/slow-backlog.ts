@@ -1,11 +1,11 @@
-// How long other tenants wait behind a slow (limited) webhook's backlog. Deliveries are claimed oldest first, so
-// when a limited webhook has a due backlog ahead of everyone else, the worker claims it and postpones it
-// (server/delivery/slow-webhooks.ts) a batch at a time before another tenant's delivery comes up. This runs that
+// How long other tenants wait behind a slow (limited) webhook's backlog. Deliveries are claimed in order of their next
+// attempt time, so when a limited webhook has a due backlog ahead of everyone else, the worker claims it and postpones
+// it (server/delivery/slow-webhooks.ts) a batch at a time before another tenant's delivery comes up. This runs that
 // loop on the store itself, as the worker does it (claim 50, postpone those of the limited webhook), with no HTTP:
-// `backlog` deliveries to one webhook, then one to another tenant's, and prints the time and the rounds until the
-// other tenant's delivery is claimed. On SQLite in a temporary folder; on PostgreSQL too when TEST_DATABASE_URL
-// (or DATABASE_URL) is set, in a fresh schema dropped afterwards, after ANALYZE (autovacuum's first analyze of a
-// table this size would have run; before it, PostgreSQL plans the claim as a sort of every due row).
+// `backlog` deliveries to one webhook, then one to another tenant's, and prints the time and the rounds until the other
+// tenant's delivery is claimed. On SQLite in a temporary folder; on PostgreSQL too when TEST_DATABASE_URL (or
+// DATABASE_URL) is set, in a fresh schema dropped afterwards, after ANALYZE (autovacuum's first analyze of a table this
+// size would have run; before it, PostgreSQL plans the claim as a sort of every due row).
 //
 //   npx tsx scripts/bench/slow-backlog.ts [--backlog 20000]
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -43,7 +43,8 @@ async function measure(name: string, databaseUrl?: string): Promise<void> {
     const events = new EventStore(db);
     for (let i = 0; i < backlog; i += 100) {
       const batch = Math.min(100, backlog - i);
-      await Promise.all(Array.from({ length: batch }, () => events.publish('slow', { type: 'order.created', data: {} })));
+      const publish = () => events.publish('slow', { type: 'order.created', data: {} });
+      await Promise.all(Array.from({ length: batch }, publish));
     }
     await events.publish('other', { type: 'order.created', data: {} });
     if (databaseUrl) await sql`analyze`.execute(db);
@@ -68,8 +69,8 @@ async function measure(name: string, databaseUrl?: string): Promise<void> {
     const totalMs = performance.now() - started;
     console.log(
       `${name}: the other tenant's delivery was claimed after ${rounds} rounds, ${Math.round(totalMs)} ms ` +
-        `(${((totalMs * 1000) / backlog).toFixed(1)} µs per delivery of the backlog; claims ${Math.round(claimMs)} ms, ` +
-        `postponements ${Math.round(postponeMs)} ms)`,
+        `(${((totalMs * 1000) / backlog).toFixed(1)} µs per delivery of the backlog; ` +
+        `claims ${Math.round(claimMs)} ms, postponements ${Math.round(postponeMs)} ms)`,
     );
   } finally {
     await db.destroy();

@@ -13,8 +13,9 @@
 //
 // A delivery a limited webhook may not take now is postponed by the worker; `nextSlot` paces those of one webhook at
 // the rate it answers (its last slow attempt's time over its limit), in the order they come, so they come due about
-// when the webhook has room for them, up to `horizonMs` ahead. Beyond that they are spread over the next
-// `horizonMs` and paced when they come due again.
+// when the webhook has room for them, up to `horizonMs` ahead. Beyond that they are spread over a time after the
+// horizon as long as each has waited (`horizonMs` at least, `spreadAtMostMs` at most) and paced when they come due
+// again: a backlog that stays slow for hours is looked at less and less often, so its cost does not grow with it.
 //
 // In memory, per worker process: with several workers (PostgreSQL) each applies the limits to its own attempts.
 
@@ -29,6 +30,8 @@ export interface SlowWebhookLimits {
   forgetAfterMs: number;
   /** How far ahead a postponed delivery is paced at most. */
   horizonMs: number;
+  /** Beyond the horizon, a delivery is spread over at most this long. */
+  spreadAtMostMs: number;
 }
 
 interface Limit {
@@ -93,8 +96,11 @@ export class SlowWebhooks {
     return this.limitOf(webhookId, now)?.inFlight;
   }
 
-  /** When a delivery of this (limited) webhook that may not go out now should come due again. */
-  nextSlot(webhookId: string, now: number, random = Math.random()): number {
+  /**
+   * When a delivery of this (limited) webhook that may not go out now, and has waited `waitedMs` since it was
+   * created, should come due again.
+   */
+  nextSlot(webhookId: string, now: number, waitedMs = 0, random = Math.random()): number {
     const limit = this.limitOf(webhookId, now) ?? this.limitNow(webhookId, this.options.slowAfterMs, now);
     const spacing = Math.max(1, Math.round(limit.slowMs / limit.inFlight));
     const slot = Math.max(limit.nextSlot, now) + spacing;
@@ -102,7 +108,8 @@ export class SlowWebhooks {
       limit.nextSlot = slot;
       return slot;
     }
-    return now + this.options.horizonMs + Math.round(random * this.options.horizonMs);
+    const { horizonMs, spreadAtMostMs } = this.options;
+    return now + horizonMs + Math.round(random * Math.min(spreadAtMostMs, Math.max(horizonMs, waitedMs)));
   }
 
   /**

@@ -25,7 +25,7 @@ export interface WorkerOptions {
   pollMs: number;
   /** Deliveries in flight at most. */
   maxInFlight: number;
-  /** How many of those slow webhooks may hold. */
+  /** The limits on slow webhooks' attempts (slow-webhooks.ts). */
   slowWebhooks: SlowWebhookLimits;
   disableAfterMs: number;
   /** Deletes what has outlived the log's retention; run every `everyMs`, first at start, stopped by `signal`. */
@@ -36,7 +36,6 @@ export interface WorkerOptions {
 /** Outcomes are written in batches: one transaction (one disk sync) for many deliveries. */
 const flushEveryMs = 20;
 const flushAtCount = 200;
-
 
 export class DeliveryWorker {
   private running = false;
@@ -172,7 +171,11 @@ export class DeliveryWorker {
    * (slow-webhooks.ts paces them); their slots are free once that is written.
    */
   private postpone(held: ClaimedDelivery[], now: number): void {
-    const items = held.map((delivery) => ({ delivery, until: new Date(this.slow.nextSlot(delivery.webhook_id, now)) }));
+    const items = held.map((delivery) => {
+      // A created_at that does not parse (a row written by hand) counts as new, rather than failing the batch.
+      const waitedMs = now - Date.parse(delivery.created_at) || 0;
+      return { delivery, until: new Date(this.slow.nextSlot(delivery.webhook_id, now, waitedMs)) };
+    });
     void this.options.deliveries
       .postpone(items)
       // Not written: the leases run out and the deliveries are claimed again.

@@ -13,6 +13,9 @@ import { inSavepoint, writesOf } from './write-batcher.js';
 type Delivery = Schemas['Delivery'];
 type DeliveryAttempt = Schemas['DeliveryAttempt'];
 
+/** Deliveries postponed per statement at most: 2 parameters each in it, far below either database's limits. */
+const postponeChunk = 500;
+
 /** A delivery a worker holds: it alone may record the outcome, until lease_until. */
 export type ClaimedDelivery = Selectable<DeliveriesTable> & { lease_id: string };
 
@@ -144,26 +147,38 @@ export class DeliveryStore {
   async postpone(items: readonly { delivery: ClaimedDelivery; until: Date }[]): Promise<void> {
     if (items.length === 0) return;
     const now = new Date().toISOString();
-    // One statement for the batch: on PostgreSQL one round trip instead of one per delivery.
+    const byLease = new Map<string, { delivery: ClaimedDelivery; until: Date }[]>();
+    for (const item of items) {
+      const group = byLease.get(item.delivery.lease_id);
+      if (group) group.push(item);
+      else byLease.set(item.delivery.lease_id, [item]);
+    }
     await writesOf(this.db).run(
-      (tx) =>
-        tx
-          .updateTable('deliveries')
-          .set({
-            next_attempt_at: (eb) => {
-              const [first, ...rest] = items;
-              let when = eb.case('id').when(first!.delivery.id).then(first!.until.toISOString());
-              for (const { delivery, until } of rest) when = when.when(delivery.id).then(until.toISOString());
-              return when.end();
-            },
-            lease_until: null,
-            lease_id: null,
-            updated_at: now,
-          })
-          .where((eb) =>
-            eb.or(items.map(({ delivery }) => eb.and([eb('id', '=', delivery.id), eb('lease_id', '=', delivery.lease_id)]))),
-          )
-          .execute(),
+      async (tx) => {
+        // One statement per lease (one claim's deliveries share it) and chunk: one round trip on PostgreSQL for many
+        // deliveries, and `lease_id = ? and id in (…)` stays flat where an `or` per delivery would nest one level
+        // deeper each, past SQLite's limit of 1,000 at about as many deliveries.
+        for (const [leaseId, group] of byLease) {
+          for (let start = 0; start < group.length; start += postponeChunk) {
+            const [first, ...rest] = group.slice(start, start + postponeChunk);
+            await tx
+              .updateTable('deliveries')
+              .set({
+                next_attempt_at: (eb) => {
+                  let when = eb.case('id').when(first!.delivery.id).then(first!.until.toISOString());
+                  for (const { delivery, until } of rest) when = when.when(delivery.id).then(until.toISOString());
+                  return when.end();
+                },
+                lease_until: null,
+                lease_id: null,
+                updated_at: now,
+              })
+              .where('lease_id', '=', leaseId)
+              .where('id', 'in', [first!, ...rest].map(({ delivery }) => delivery.id))
+              .execute();
+          }
+        }
+      },
       () => true,
     );
   }

@@ -5,7 +5,14 @@ import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../server/config.js';
 import { SlowWebhooks } from '../../server/delivery/slow-webhooks.js';
 
-const limits = { slowAfterMs: 1_000, perWebhook: 2, total: 4, forgetAfterMs: 60_000, horizonMs: 10_000 };
+const limits = {
+  slowAfterMs: 1_000,
+  perWebhook: 2,
+  total: 4,
+  forgetAfterMs: 60_000,
+  horizonMs: 10_000,
+  spreadAtMostMs: 100_000,
+};
 
 /** Admits `count` attempts to the webhook at `now`; how many were admitted. */
 function admitMany(slow: SlowWebhooks, webhookId: string, count: number, now: number): number {
@@ -118,14 +125,21 @@ describe('pacing of deliveries a limited webhook may not take now', () => {
     expect(slow.nextSlot('w', 20_000)).toBe(21_500);
   });
 
-  it('spreads those past the horizon over the next horizon, to be paced when they come due', () => {
+  it('spreads those past the horizon over as long as each has waited, from the horizon to spreadAtMostMs', () => {
     const slow = new SlowWebhooks(limits);
     limitedBySlowAttempt(slow, 'w', 0, 8_000); // one slot every 4 s; horizon 10 s
     expect(slow.nextSlot('w', 0)).toBe(4_000);
     expect(slow.nextSlot('w', 0)).toBe(8_000);
-    expect(slow.nextSlot('w', 0, 0)).toBe(10_000);
-    expect(slow.nextSlot('w', 0, 1)).toBe(20_000);
-    expect(slow.nextSlot('w', 0, 0.5)).toBe(15_000);
+    // Past the horizon: after it, plus up to the horizon again for a delivery that has waited less than that...
+    expect(slow.nextSlot('w', 0, 0, 0)).toBe(10_000);
+    expect(slow.nextSlot('w', 0, 0, 1)).toBe(20_000);
+    expect(slow.nextSlot('w', 0, 5_000, 0.5)).toBe(15_000);
+    // ...up to as long as it has waited (it about doubles its wait each time), and spreadAtMostMs at most.
+    expect(slow.nextSlot('w', 0, 50_000, 1)).toBe(60_000);
+    expect(slow.nextSlot('w', 0, 50_000, 0.5)).toBe(35_000);
+    expect(slow.nextSlot('w', 0, 3_600_000, 1)).toBe(110_000);
+    // The pacing within the horizon goes on where it was.
+    expect(slow.nextSlot('w', 5_000)).toBe(12_000);
   });
 
   it('keeps its pacing when a new slow attempt closes the limit again', () => {
@@ -150,7 +164,10 @@ describe('settings of slow webhooks', () => {
   });
 
   it.each([
-    [{ DELIVERY_SLOW_AFTER: '10s' }, /DELIVERY_SLOW_AFTER must be from 1ms to less than DELIVERY_TIMEOUT_MS \(10000ms\)/],
+    [
+      { DELIVERY_SLOW_AFTER: '10s' },
+      /DELIVERY_SLOW_AFTER must be from 1ms to less than DELIVERY_TIMEOUT_MS \(10000ms\), not "10s"/,
+    ],
     [{ DELIVERY_SLOW_AFTER: '0' }, /DELIVERY_SLOW_AFTER must be from 1ms/],
     [{ DELIVERY_SLOW_AFTER: 'soon' }, /DELIVERY_SLOW_AFTER must be a duration/],
     [{ DELIVERY_SLOW_WEBHOOK_CONCURRENCY: '0' }, /DELIVERY_SLOW_WEBHOOK_CONCURRENCY must be a whole number from 1/],

@@ -120,6 +120,30 @@ for (const backend of backends) {
         expect(again.map((delivery) => [delivery.id, delivery.attempt_count])).toEqual([[held.id, 0]]);
       });
     });
+
+    it('postpones more deliveries at once than one statement holds (1,200 of one claim)', async () => {
+      await withStores(backend, async ({ webhooks, deliveries, events }) => {
+        const a = await webhooks.create('t1', hook(1), secret);
+        for (let i = 0; i < 1_200; i += 100) {
+          await Promise.all(Array.from({ length: 100 }, () => events.publish('t1', { type: 'order.created', data: {} })));
+        }
+        const start = new Date(Date.now() + 1_000);
+        const claimed = await deliveries.claimDue(1_200, 60_000, start);
+        expect(claimed).toHaveLength(1_200);
+        // Each its own time, so a CASE that matched the wrong row would show.
+        const untilOf = (i: number) => new Date(start.getTime() + 10_000 + i);
+        await deliveries.postpone(claimed.map((delivery, i) => ({ delivery, until: untilOf(i) })));
+        const due = new Map<string, string>();
+        for (let before: { createdAt: string; id: string } | undefined, page; ; before = page.next) {
+          page = await deliveries.listForWebhook('t1', a.id, { limit: 500, ...(before ? { before } : {}) });
+          for (const item of page.items) due.set(item.id, item.nextAttemptAt!);
+          if (!page.next) break;
+        }
+        expect(due.size).toBe(1_200);
+        claimed.forEach((delivery, i) => expect(due.get(delivery.id)).toBe(untilOf(i).toISOString()));
+        expect(await deliveries.claimDue(10, 60_000, new Date(start.getTime() + 9_999))).toEqual([]);
+      });
+    }, 60_000);
   });
 }
 

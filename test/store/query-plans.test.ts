@@ -112,9 +112,10 @@ describe('query plans and statements on SQLite', () => {
     });
     const autoDisable = { afterMs: 60_000, reason: 'failing' };
     await deliveries.complete([outcome(succeeded!, true), outcome(retried!, false)], autoDisable);
-    await events.publish('t', { type: 'order.paid', data: { n: 3 } });
-    const [held] = await deliveries.claimDue(10, 60_000, new Date(Date.now() + 1_000));
-    await deliveries.postpone([{ delivery: held!, until: new Date(Date.now() + 60_000) }]);
+    for (let n = 3; n < 6; n++) await events.publish('t', { type: 'order.paid', data: { n } });
+    const held = await deliveries.claimDue(10, 60_000, new Date(Date.now() + 1_000));
+    expect(held).toHaveLength(3);
+    await deliveries.postpone(held.map((delivery, i) => ({ delivery, until: new Date(Date.now() + 60_000 + i) })));
 
     const queries = executed.map(({ sql }) => sql);
     // Every kind of statement the queue runs was seen: the check below covers them all.
