@@ -34,6 +34,11 @@ export interface SlowWebhookLimits {
   spreadAtMostMs: number;
 }
 
+/** A webhook became limited (with how long the attempt that showed it took) or had its limit lifted. */
+export type LimitChange =
+  | { webhookId: string; limited: true; perWebhook: number; slowMs: number }
+  | { webhookId: string; limited: false };
+
 interface Limit {
   /** Attempts in flight allowed now. */
   inFlight: number;
@@ -52,7 +57,11 @@ export class SlowWebhooks {
   private readonly limits = new Map<string, Limit>();
   private lastSweep = 0;
 
-  constructor(private readonly options: SlowWebhookLimits) {}
+  constructor(
+    private readonly options: SlowWebhookLimits,
+    /** Told when a webhook becomes limited and when its limit is lifted (not when it is forgotten). */
+    private readonly onChange: (change: LimitChange) => void = () => {},
+  ) {}
 
   /**
    * Whether an attempt to this webhook may start now; if it may, it is counted as started at `now` until
@@ -86,7 +95,10 @@ export class SlowWebhooks {
     else if (limit) {
       limit.inFlight += 1;
       limit.expires = now + this.options.forgetAfterMs;
-      if (limit.inFlight > this.options.total) this.limits.delete(webhookId);
+      if (limit.inFlight > this.options.total) {
+        this.limits.delete(webhookId);
+        this.onChange({ webhookId, limited: false });
+      }
     }
     this.sweep(now);
   }
@@ -132,13 +144,15 @@ export class SlowWebhooks {
 
   /** A slow attempt: the webhook's limit falls back to `perWebhook` (its pacing of postponed deliveries stays). */
   private limitNow(webhookId: string, slowMs: number, now: number): Limit {
+    const before = this.limits.get(webhookId);
     const limit = {
       inFlight: this.options.perWebhook,
       slowMs,
-      nextSlot: this.limits.get(webhookId)?.nextSlot ?? now,
+      nextSlot: before?.nextSlot ?? now,
       expires: now + this.options.forgetAfterMs,
     };
     this.limits.set(webhookId, limit);
+    if (!before) this.onChange({ webhookId, limited: true, perWebhook: limit.inFlight, slowMs });
     return limit;
   }
 

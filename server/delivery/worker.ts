@@ -55,7 +55,16 @@ export class DeliveryWorker {
   private readonly slow: SlowWebhooks;
 
   constructor(private readonly options: WorkerOptions) {
-    this.slow = new SlowWebhooks(options.slowWebhooks);
+    this.slow = new SlowWebhooks(options.slowWebhooks, (change) => {
+      // Once per webhook that becomes slow, and once when it is fast again: what an operator asks "why is this
+      // customer's webhook behind?" about.
+      if (change.limited) {
+        options.log.warn(
+          { webhookId: change.webhookId, slowMs: change.slowMs, inFlight: change.perWebhook },
+          'slow receiver: its deliveries are limited and the rest postponed',
+        );
+      } else options.log.info({ webhookId: change.webhookId }, 'receiver answers in time again: its limit is lifted');
+    });
     this.autoDisable = {
       afterMs: options.disableAfterMs,
       reason: `Every delivery failed for ${formatDuration(options.disableAfterMs)} without a success.`,

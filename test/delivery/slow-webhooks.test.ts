@@ -3,7 +3,7 @@
 // test/delivery/slow-receivers.test.ts.
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../server/config.js';
-import { SlowWebhooks } from '../../server/delivery/slow-webhooks.js';
+import { type LimitChange, SlowWebhooks } from '../../server/delivery/slow-webhooks.js';
 
 const limits = {
   slowAfterMs: 1_000,
@@ -103,6 +103,24 @@ describe('slow webhooks', () => {
     expect(slow.limitFor('w', 61_499)).toBe(2);
     expect(slow.limitFor('w', 61_500)).toBeUndefined();
     expect(admitMany(slow, 'w', 5, 61_500)).toBe(5);
+  });
+
+  it('tells once when a webhook becomes limited and once when its limit is lifted', () => {
+    const changes: LimitChange[] = [];
+    const slow = new SlowWebhooks(limits, (change) => changes.push(change));
+    limitedBySlowAttempt(slow, 'w', 2_000);
+    expect(slow.admit('w', 2_000)).toBe(true);
+    slow.finished('w', 2_000, 2_100);
+    limitedBySlowAttempt(slow, 'w', 4_000); // back to two: still limited, nothing new to tell
+    for (let i = 0; i < 3; i++) {
+      expect(slow.admit('w', 4_000 + i)).toBe(true);
+      slow.finished('w', 4_000 + i, 4_010 + i); // 3, 4, then past `total`: lifted
+    }
+    expect(changes).toEqual([
+      { webhookId: 'w', limited: true, perWebhook: 2, slowMs: 1_500 },
+      { webhookId: 'w', limited: false },
+    ]);
+    expect(slow.limitFor('w', 5_000)).toBeUndefined();
   });
 
   it('frees one slot per finished attempt even when two started in the same millisecond', () => {
