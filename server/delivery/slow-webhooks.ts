@@ -8,8 +8,8 @@
 // increase, multiplicative decrease): a receiver that has recovered, or that had one slow moment, is soon unlimited
 // again (past `total`), while one that hangs on some requests and answers others falls back to `perWebhook` at every
 // slow one. Limited webhooks together have `total` attempts in flight at most, so the rest of the slots stay free for
-// the others. An unlimited webhook's attempts give their slots back soon; a limited one not tried for
-// `forgetAfterMs` is forgotten.
+// the others. An unlimited webhook's attempts give their slots back soon; a limited one with no attempt finished and
+// none held back for `forgetAfterMs` is forgotten.
 //
 // A delivery a limited webhook may not take now is postponed by the worker; `nextSlot` paces those of one webhook at
 // the rate it answers (its last slow attempt's time over its limit), in the order they come, so they come due about
@@ -26,7 +26,7 @@ export interface SlowWebhookLimits {
   perWebhook: number;
   /** Attempts in flight at most to all limited webhooks together; a limit that grows past it is lifted. */
   total: number;
-  /** A limited webhook with no attempt finished for this long is no longer limited. */
+  /** A limited webhook with no attempt finished and none held back for this long is no longer limited. */
   forgetAfterMs: number;
   /** How far ahead a postponed delivery is paced at most. */
   horizonMs: number;
@@ -71,8 +71,13 @@ export class SlowWebhooks {
     const started = this.inFlight.get(webhookId);
     const limit = this.limitOf(webhookId, now);
     if (limit) {
-      if ((started?.length ?? 0) >= limit.inFlight) return false;
-      if (this.limitedInFlight(now) >= this.options.total) return false;
+      const full = (started?.length ?? 0) >= limit.inFlight || this.limitedInFlight(now) >= this.options.total;
+      if (full) {
+        // Still in use: a webhook whose deliveries are all postponed (the limited ones' share taken by others)
+        // must not be forgotten, and so let loose, for want of a finished attempt.
+        limit.expires = now + this.options.forgetAfterMs;
+        return false;
+      }
     }
     if (started) started.push(now);
     else this.inFlight.set(webhookId, [now]);

@@ -97,6 +97,15 @@ describe('slow webhooks', () => {
     expect(admitMany(slow, 'c', 5, 2_500)).toBe(1);
   });
 
+  it('keeps the limit of a webhook whose deliveries are all held back, though none of its attempts finishes', () => {
+    const slow = new SlowWebhooks(limits);
+    for (const id of ['a', 'b', 'c']) limitedBySlowAttempt(slow, id, 2_000);
+    expect(admitMany(slow, 'a', 2, 2_000) + admitMany(slow, 'b', 2, 2_000)).toBe(4); // all of `total`
+    // 'c' is held back for longer than forgetAfterMs while 'a' and 'b' hang on to their slots.
+    for (let now = 2_000; now <= 122_000; now += 10_000) expect(slow.admit('c', now)).toBe(false);
+    expect(slow.limitFor('c', 122_000)).toBe(2);
+  });
+
   it('forgets a limit when no attempt of its webhook finished for forgetAfterMs', () => {
     const slow = new SlowWebhooks(limits);
     limitedBySlowAttempt(slow, 'w', 1_500);
