@@ -4,7 +4,8 @@
 // limit, the thirty slow deliveries (published first) took every slot until the last of them had been sent, and
 // the fast tenant's deliveries came after; now the slow webhook holds two slots at most once it is known to be
 // slow, and the fast deliveries go out through the others while most of the slow backlog still waits. Test
-// deliveries to a receiver that hangs do not take the worker's slots either.
+// deliveries to a receiver that hangs do not take the worker's slots either, and a postponed backlog is sent by
+// the next start after a stop.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { components } from '../../client/index.js';
 import { backends } from '../support/backends.js';
@@ -28,14 +29,16 @@ for (const backend of backends) {
   describe.skipIf(!backend.available)(`slow receivers on ${backend.name}`, () => {
     let service: TestService;
 
+    const env = {
+      DELIVERY_MAX_CONCURRENCY: String(slots),
+      DELIVERY_SLOW_WEBHOOK_CONCURRENCY: String(perSlowWebhook),
+      DELIVERY_TIMEOUT_MS: String(timeoutMs),
+      DELIVERY_SLOW_AFTER: '200ms',
+      DELIVERY_POLL_INTERVAL: '20ms',
+    };
+
     beforeAll(async () => {
-      service = await startService(backend, {
-        DELIVERY_MAX_CONCURRENCY: String(slots),
-        DELIVERY_SLOW_WEBHOOK_CONCURRENCY: String(perSlowWebhook),
-        DELIVERY_TIMEOUT_MS: String(timeoutMs),
-        DELIVERY_SLOW_AFTER: '200ms',
-        DELIVERY_POLL_INTERVAL: '20ms',
-      });
+      service = await startService(backend, env);
     });
     afterAll(() => service?.close());
 
@@ -115,6 +118,53 @@ for (const backend of backends) {
       expect(settled).toHaveLength(slowBacklog);
       for (const delivery of settled) expect(delivery.attempts).toHaveLength(1);
       expect(slowReceiver.requests).toHaveLength(slowBacklog);
+    }, 90_000);
+
+    it('keeps a postponed backlog across a restart: the next start sends the rest, each once', async () => {
+      const store = await backend.setup();
+      let first: TestService | undefined;
+      let second: TestService | undefined;
+      try {
+        first = await startService(backend, env, { store });
+        const slowReceiver = await receivers.start(() => ({
+          status: 204,
+          holdUntil: new Promise((resolve) => setTimeout(resolve, slowAnswerMs)),
+        }));
+        const token = await first.token(`${backend.name}-restart`, permissions);
+        const webhook = await createWebhook(first.client(token), {
+          callbackUrl: slowReceiver.url,
+          events: ['order.created'],
+        });
+        await Promise.all(Array.from({ length: slowBacklog }, (_, i) => publish(first!.client(token), `restart-${i}`)));
+        // Limited, with the rest of the backlog postponed: more requests than the first wave's slots have come.
+        await slowReceiver.waitFor(slots + 1, { timeoutMs: 10_000 });
+        await first.close();
+        first = undefined;
+
+        // What was postponed is in the store with its time: the next start picks it up from there (nothing waits
+        // out a lease: a stop waits for the attempts in flight and for the postponements being written).
+        second = await startService(backend, env, { store });
+        const api = second.client(token);
+        const markers = () => new Set(slowReceiver.requests.map((request) => envelopeOf(request).data.marker));
+        await eventually(async () => (markers().size === slowBacklog ? true : undefined), {
+          timeoutMs: 40_000,
+          what: 'every slow event arrived',
+        });
+        const settled = await eventually(
+          async () => {
+            const all = await deliveriesOf(api, webhook.id);
+            return all.every((delivery) => delivery.status === 'succeeded') ? all : undefined;
+          },
+          { timeoutMs: 10_000, what: 'every slow delivery succeeded' },
+        );
+        expect(settled).toHaveLength(slowBacklog);
+        // The stop let every attempt in flight finish and recorded it: none was sent twice.
+        expect(slowReceiver.requests).toHaveLength(slowBacklog);
+      } finally {
+        await first?.close();
+        await second?.close();
+        await store.cleanup();
+      }
     }, 90_000);
 
     it("keeps test deliveries to a receiver that hangs out of the worker's slots", async () => {
