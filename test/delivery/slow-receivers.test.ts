@@ -1,7 +1,7 @@
 // A slow receiver with a backlog must not hold up other tenants' deliveries (server/delivery/slow-webhooks.ts): the
 // real service on each store backend, with eight delivery slots, one webhook whose receiver takes 500 ms per
-// request and thirty events waiting for it, and then another tenant's webhook that answers at once. Before the
-// limit, the thirty slow deliveries (published first) took every slot until the last of them had been sent, and
+// request and forty events waiting for it, and then another tenant's webhook that answers at once. Before the
+// limit, the forty slow deliveries (published first) took every slot until the last of them had been sent, and
 // the fast tenant's deliveries came after; now the slow webhook holds two slots at most once it is known to be
 // slow, and the fast deliveries go out through the others while most of the slow backlog still waits. Test
 // deliveries to a receiver that hangs do not take the worker's slots either, and a postponed backlog is sent by
@@ -18,7 +18,7 @@ const permissions = ['WEBHOOKS:VIEW', 'WEBHOOKS:ADD', 'WEBHOOKS:EDIT', 'EVENTS:P
 const slots = 8;
 const perSlowWebhook = 2;
 const slowAnswerMs = 500;
-const slowBacklog = 30;
+const slowBacklog = 40;
 const fastEvents = 10;
 const timeoutMs = 5_000;
 
