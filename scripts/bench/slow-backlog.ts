@@ -7,7 +7,9 @@
 // DATABASE_URL) is set, in a fresh schema dropped afterwards, after ANALYZE (autovacuum's first analyze of a table this
 // size would have run; before it, PostgreSQL plans the claim as a sort of every due row).
 //
-//   npx tsx scripts/bench/slow-backlog.ts [--backlog 20000]
+//   npx tsx scripts/bench/slow-backlog.ts [--backlog 20000] [--no-analyze]
+//
+// --no-analyze leaves PostgreSQL as it is before its first ANALYZE of the tables.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,7 +22,9 @@ import { EventStore } from '../../server/store/events.js';
 import { WebhookStore } from '../../server/store/webhooks.js';
 import { benchPostgresUrl } from './events.js';
 
-const { values } = parseArgs({ options: { backlog: { type: 'string', default: '20000' } } });
+const { values } = parseArgs({
+  options: { backlog: { type: 'string', default: '20000' }, 'no-analyze': { type: 'boolean', default: false } },
+});
 const backlog = Number(values.backlog);
 const claimSize = 50;
 const secret = `whsec_${Buffer.alloc(32, 3).toString('base64')}`;
@@ -47,7 +51,7 @@ async function measure(name: string, databaseUrl?: string): Promise<void> {
       await Promise.all(Array.from({ length: batch }, publish));
     }
     await events.publish('other', { type: 'order.created', data: {} });
-    if (databaseUrl) await sql`analyze`.execute(db);
+    if (databaseUrl && !values['no-analyze']) await sql`analyze`.execute(db);
 
     const deliveries = new DeliveryStore(db);
     let rounds = 0;
