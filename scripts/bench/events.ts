@@ -146,6 +146,59 @@ export async function measureEventDeliveryOnPostgres(
   if (!eventsApiInContract()) {
     return { status: 'not measured', note: `not measured yet (POST ${eventsPath} does not exist)` };
   }
+  return inFreshSchema(baseUrl, async (databaseUrl, schema) => {
+    const children: NodeChild[] = [];
+    const names: string[] = [];
+    try {
+      const store = await seedEventStore(ctx, databaseUrl);
+      const env = { DATABASE_URL: databaseUrl, DELIVERY_WORKER: 'false' };
+      const service = await startService('service (PostgreSQL, API only)', store.dataDir, { ...ctx.service, env });
+      children.push(service.process);
+      names.push(service.name);
+      const startWorkers = async (): Promise<{ startedAt: number; readyAt: number[] }> => {
+        const startedAt = now();
+        const readyAt: number[] = [];
+        const started = await Promise.allSettled(
+          Array.from({ length: workers }, async () => {
+            const child = await startWorker(store.dataDir, { ...ctx.service, env });
+            readyAt.push(now());
+            return child;
+          }),
+        );
+        for (const outcome of started) {
+          if (outcome.status === 'fulfilled') {
+            children.push(outcome.value);
+            names.push(`worker ${names.length}`);
+          }
+        }
+        const failed = started.find((outcome) => outcome.status === 'rejected');
+        if (failed) throw failed.reason;
+        return { startedAt, readyAt };
+      };
+      const result = await publishAndAwaitDeliveries(ctx, service, store.token, startWorkers);
+      children.forEach((child, i) => child.assertRunning(names[i] ?? `process ${i}`));
+      return {
+        ...result,
+        note:
+          `${result.note}; queue drain: all published first with no worker running, then ` +
+          `${workers} worker process${workers === 1 ? '' : 'es'} started beside \`serve\` ` +
+          'with DELIVERY_WORKER=false; ' +
+          `PostgreSQL schema ${schema}`,
+      };
+    } finally {
+      await Promise.all(children.map((child) => child.stop()));
+    }
+  });
+}
+
+/**
+ * Runs `measure` with a URL of `baseUrl` whose tables live in a fresh schema `bench_<random>`, dropped afterwards
+ * (also on error), so a bench run neither reads nor leaves anything in the database's own schemas.
+ */
+export async function inFreshSchema<T>(
+  baseUrl: string,
+  measure: (databaseUrl: string, schema: string) => Promise<T>,
+): Promise<T> {
   const schema = `bench_${Math.random().toString(36).slice(2, 10)}`;
   const admin = new pg.Client({ connectionString: baseUrl });
   await admin.connect();
@@ -154,48 +207,11 @@ export async function measureEventDeliveryOnPostgres(
   } finally {
     await admin.end();
   }
-  const children: NodeChild[] = [];
-  const names: string[] = [];
   try {
     const url = new URL(baseUrl);
     url.searchParams.set('options', `-c search_path=${schema}`);
-    const databaseUrl = url.href;
-    const store = await seedEventStore(ctx, databaseUrl);
-    const env = { DATABASE_URL: databaseUrl, DELIVERY_WORKER: 'false' };
-    const service = await startService('service (PostgreSQL, API only)', store.dataDir, { ...ctx.service, env });
-    children.push(service.process);
-    names.push(service.name);
-    const startWorkers = async (): Promise<{ startedAt: number; readyAt: number[] }> => {
-      const startedAt = now();
-      const readyAt: number[] = [];
-      const started = await Promise.allSettled(
-        Array.from({ length: workers }, async () => {
-          const child = await startWorker(store.dataDir, { ...ctx.service, env });
-          readyAt.push(now());
-          return child;
-        }),
-      );
-      for (const outcome of started) {
-        if (outcome.status === 'fulfilled') {
-          children.push(outcome.value);
-          names.push(`worker ${names.length}`);
-        }
-      }
-      const failed = started.find((outcome) => outcome.status === 'rejected');
-      if (failed) throw failed.reason;
-      return { startedAt, readyAt };
-    };
-    const result = await publishAndAwaitDeliveries(ctx, service, store.token, startWorkers);
-    children.forEach((child, i) => child.assertRunning(names[i] ?? `process ${i}`));
-    return {
-      ...result,
-      note:
-        `${result.note}; queue drain: all published first with no worker running, then ` +
-        `${workers} worker process${workers === 1 ? '' : 'es'} started beside \`serve\` with DELIVERY_WORKER=false; ` +
-        `PostgreSQL schema ${schema}`,
-    };
+    return await measure(url.href, schema);
   } finally {
-    await Promise.all(children.map((child) => child.stop()));
     const client = new pg.Client({ connectionString: baseUrl });
     await client.connect();
     try {

@@ -15,12 +15,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { sql } from 'kysely';
-import pg from 'pg';
 import { migrateToLatest, openDatabase } from '../../server/store/database.js';
 import { DeliveryStore } from '../../server/store/deliveries.js';
 import { EventStore } from '../../server/store/events.js';
 import { WebhookStore } from '../../server/store/webhooks.js';
-import { benchPostgresUrl } from './events.js';
+import { benchPostgresUrl, inFreshSchema } from './events.js';
 
 const { values } = parseArgs({
   options: { backlog: { type: 'string', default: '20000' }, 'no-analyze': { type: 'boolean', default: false } },
@@ -86,17 +85,4 @@ console.log(`backlog of ${backlog} due deliveries to one limited webhook, claims
 await measure('SQLite');
 const postgresUrl = benchPostgresUrl();
 if (!postgresUrl) console.log('PostgreSQL: skipped (set TEST_DATABASE_URL to measure it)');
-else {
-  const schema = `bench_${Math.random().toString(36).slice(2, 10)}`;
-  const admin = new pg.Client({ connectionString: postgresUrl });
-  await admin.connect();
-  await admin.query(`create schema ${schema}`);
-  try {
-    const url = new URL(postgresUrl);
-    url.searchParams.set('options', `-c search_path=${schema}`);
-    await measure('PostgreSQL', url.href);
-  } finally {
-    await admin.query(`drop schema ${schema} cascade`);
-    await admin.end();
-  }
-}
+else await inFreshSchema(postgresUrl, (databaseUrl) => measure('PostgreSQL', databaseUrl));
