@@ -1,6 +1,7 @@
-// npm run bench [-- --quick] [--profile] [--dist] [--only ab,delivery,growth,events]
+// npm run bench [-- --quick] [--profile] [--tsx] [--only ab,delivery,growth,events]
 //
-// Measures the real service (child process, SQLite in a temp DATA_DIR, LOG_LEVEL=warn) side by side with a bare
+// Measures the real service (child process from dist/ as `npm start` runs it, built first; SQLite in a temp
+// DATA_DIR, LOG_LEVEL=warn) side by side with a bare
 // Fastify baseline answering the same contract from memory, driven by autocannon from a third process on 127.0.0.1.
 // Writes the table to stdout and the numbers to bench-results/<timestamp>.json. See docs/performance.md.
 import { join } from 'node:path';
@@ -37,7 +38,7 @@ import {
 import { comparedScenarios, type ScenarioName, scenarios } from './bench/scenarios.js';
 import {
   distEntry,
-  distIsBuilt,
+  buildDist,
   measureCommitCost,
   type SeededStore,
   type ServerHandle,
@@ -52,7 +53,8 @@ const usage = `Usage: npm run bench -- [options]
 
   --quick            short runs (under a minute): 1.5 s per run, 1 A/B round, growth 100 vs 1,000 webhooks
   --profile          afterwards, profile the service per scenario (node --cpu-prof) and summarise the profiles
-  --dist             run the service from ${distEntry} (npm run build first) instead of through tsx
+  --tsx              run the service from server/main.ts through tsx (no build; about 30 MB more RSS, which is
+                     then not judged) instead of building ${distEntry} and running that, as npm start does
   --only LIST        run only some sections: ab, delivery, growth, events, profile (comma-separated)
   --scenarios LIST   only these A/B and profile scenarios: read, list, update, create (comma-separated)
   --duration S       measured seconds per run (default 5, quick 1.5)
@@ -65,7 +67,7 @@ const { values: args } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
     profile: { type: 'boolean', default: false },
-    dist: { type: 'boolean', default: false },
+    tsx: { type: 'boolean', default: false },
     only: { type: 'string' },
     scenarios: { type: 'string' },
     duration: { type: 'string' },
@@ -95,7 +97,7 @@ const quick = args.quick;
 const large = Math.round(positive(args.large, quick ? 1_000 : 100_000, 'large'));
 const settings: Settings = {
   mode: quick ? 'quick' : 'full',
-  serviceFrom: args.dist ? 'dist' : 'tsx',
+  serviceFrom: args.tsx ? 'tsx' : 'dist',
   connections: Math.round(positive(args.connections, 10, 'connections')),
   durationSec: positive(args.duration, quick ? 1.5 : 5, 'duration'),
   warmupSec: quick ? 0.5 : 2,
@@ -124,10 +126,8 @@ for (const name of chosenScenarios) {
     process.exit(2);
   }
 }
-if (args.dist && !distIsBuilt()) {
-  console.error(`bench: --dist needs ${distEntry}: run npm run build first`);
-  process.exit(2);
-}
+// What `npm start` runs: the compiled service, built now so that it is the code in the tree.
+if (!args.tsx) buildDist();
 
 installCleanup();
 // Every phase is bounded; this bounds the whole run too, whatever hangs.
@@ -141,11 +141,11 @@ const log = (text: string) => process.stderr.write(`${text}\n`);
 const startedAt = new Date();
 const warnings: string[] = [];
 const memory: MemoryRecord[] = [];
-const serviceOptions = { dist: args.dist };
+const serviceOptions = { dist: !args.tsx };
 
-function recordMemory(what: string, server: ServerHandle, webhooks: number): void {
+function recordMemory(section: MemoryRecord['section'], what: string, server: ServerHandle, webhooks: number): void {
   const sample = memoryOf(server.process.pid);
-  memory.push({ what, webhooks, ...sample });
+  memory.push({ section, what, webhooks, ...sample });
   log(`  memory: ${what} (${webhooks} webhooks): ${sample.rssMb} MB (peak ${sample.peakRssMb} MB)`);
 }
 
@@ -359,8 +359,8 @@ async function main(): Promise<void> {
       startService('service', store.dataDir, serviceOptions),
       startBaseline('baseline', store.webhooks),
     ]);
-    recordMemory('service, idle after start', service, settings.seedWebhooks);
-    recordMemory('baseline (bare Fastify), idle after start', baseline, settings.seedWebhooks);
+    recordMemory('ab', 'service, idle after start', service, settings.seedWebhooks);
+    recordMemory('ab', 'baseline (bare Fastify), idle after start', baseline, settings.seedWebhooks);
     const ids = sample(store.ids);
 
     if (sections.has('ab')) {
@@ -383,8 +383,8 @@ async function main(): Promise<void> {
           roundRatios: s.runs.map((run, i) => round(run.result.reqPerSec / b.runs[i]!.result.reqPerSec, 3)),
         });
       }
-      recordMemory('service, after the A/B runs', service, countWebhooks(store.dataDir));
-      recordMemory('baseline (bare Fastify), after the A/B runs', baseline, settings.seedWebhooks);
+      recordMemory('ab', 'service, after the A/B runs', service, countWebhooks(store.dataDir));
+      recordMemory('ab', 'baseline (bare Fastify), after the A/B runs', baseline, settings.seedWebhooks);
     }
 
     if (sections.has('delivery')) {
@@ -415,8 +415,8 @@ async function main(): Promise<void> {
       startService(`service @${smallSize}`, small.dataDir, serviceOptions),
       startService(`service @${largeSize}`, big.dataDir, serviceOptions),
     ]);
-    recordMemory('service, idle after start', smallService, smallSize);
-    recordMemory('service, idle after start', largeService, largeSize);
+    recordMemory('growth', 'service, idle after start', smallService, smallSize);
+    recordMemory('growth', 'service, idle after start', largeService, largeSize);
     for (const name of (['read', 'list'] as const).filter((name) => chosenScenarios.includes(name))) {
       log(`growth: ${scenarios[name].label}`);
       const [smallRuns, largeRuns] = await alternate(driver, name, [
@@ -427,8 +427,8 @@ async function main(): Promise<void> {
       const l = side(largeRuns!);
       growth.push({ scenario: name, label: scenarios[name].label, small: s, large: l, p50Ratio: round(l.p50 / s.p50, 3) });
     }
-    recordMemory('service, after read and list load', smallService, smallSize);
-    recordMemory('service, after read and list load', largeService, largeSize);
+    recordMemory('growth', 'service, after read and list load', smallService, smallSize);
+    recordMemory('growth', 'service, after read and list load', largeService, largeSize);
     await Promise.all([smallService.process.stop(), largeService.process.stop()]);
   }
 

@@ -83,7 +83,8 @@ function areaOf(frame: CallFrame): string {
   for (let match = packages.exec(url); match; match = packages.exec(url)) last = match[1];
   if (last) return last;
   const path = url.startsWith('file://') ? relative(projectRoot, fileURLToPath(url)) : url;
-  const top = path.split('/').slice(0, 2).join('/');
+  // The service from dist/ counts under the same areas as its sources (server/store, server/http, …).
+  const top = path.replace(/^dist\//, '').split('/').slice(0, 2).join('/');
   return top || path;
 }
 

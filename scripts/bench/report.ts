@@ -86,6 +86,11 @@ export interface Growth {
 }
 
 export interface MemoryRecord {
+  /**
+   * Where it was taken: the A/B service (after every scenario's load, its store grown by the creates) or the
+   * growth services (a seeded store, read and list load only). The RSS target is about the growth services.
+   */
+  section: 'ab' | 'growth';
   what: string;
   webhooks: number;
   rssMb: number;
@@ -225,16 +230,20 @@ export function evaluateTargets(results: Omit<BenchResults, 'targets'>): TargetC
     measured: read ? `${fmt(read.p50Ratio)} × (${fmt(read.large.p50, 3)} / ${fmt(read.small.p50, 3)} ms)` : 'not measured',
     met: read ? read.p50Ratio <= 1.2 : null,
   });
-  const memory = results.memory.filter((m) => m.webhooks >= large && m.what.startsWith('service'));
+  const memory = results.memory.filter(
+    (m) => m.section === 'growth' && m.webhooks >= large && m.what.startsWith('service'),
+  );
   const worst = memory.length ? Math.max(...memory.map((m) => m.rssMb)) : undefined;
+  const throughTsx = results.settings.serviceFrom === 'tsx';
   checks.push({
     target: `service RSS with ${fmt(large, 0)} webhooks`,
     goal: '≤ 150 MB',
+    // Through tsx a process holds about 30 MB more than what `npm start` runs: not the number the target is about.
     measured:
       worst === undefined
         ? 'not measured'
-        : `${fmt(worst, 1)} MB${results.settings.serviceFrom === 'tsx' ? ' (through tsx, ~30 MB more than --dist)' : ' (dist)'}`,
-    met: worst === undefined ? null : worst <= 150,
+        : `${fmt(worst, 1)} MB${throughTsx ? ' (through tsx, ~30 MB more than from dist/: not judged)' : ' (dist)'}`,
+    met: worst === undefined || throughTsx ? null : worst <= 150,
   });
   const events = results.events?.status === 'measured' ? results.events : undefined;
   checks.push({

@@ -1,9 +1,10 @@
 // The two servers under test, each in its own child process on 127.0.0.1:
-// - the real service: `webhooks-api serve` through tsx, SQLite in a temp DATA_DIR, LOG_LEVEL=warn, seeded before it
+// - the real service: `webhooks-api serve` from dist/ as `npm start` runs it (or through tsx), SQLite in a temp DATA_DIR, LOG_LEVEL=warn, seeded before it
 //   starts with one API key and N webhooks written by the service's own store classes (so the rows are exactly what
 //   the service writes), in one transaction;
 // - the baseline: scripts/bench/baseline-server.ts, a bare Fastify app answering the same paths from a Map.
-import { existsSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import SQLite from 'better-sqlite3';
 import type { Kysely } from 'kysely';
@@ -125,7 +126,7 @@ export interface ServerHandle {
 export interface ServiceOptions {
   /** Node flags for the service process, e.g. ['--cpu-prof', '--cpu-prof-dir', dir]. */
   nodeArgs?: string[];
-  /** Run dist/server/main.js (after `npm run build`) instead of server/main.ts through tsx. */
+  /** Run dist/server/main.js (built by buildDist) instead of server/main.ts through tsx. */
   dist?: boolean;
   startTimeoutMs?: number;
   /** Environment over the bench's defaults, e.g. DATABASE_URL and DELIVERY_WORKER for the PostgreSQL runs. */
@@ -134,8 +135,20 @@ export interface ServiceOptions {
 
 export const distEntry = 'dist/server/main.js';
 
-export function distIsBuilt(): boolean {
-  return existsSync(join(projectRoot, distEntry));
+/** Compiles the service into dist/ (`npm run build`), so that what runs is the code in the tree; exits on failure. */
+export function buildDist(): void {
+  process.stderr.write(`bench: building ${distEntry} (tsc -p tsconfig.build.json)\n`);
+  const tsc = join(projectRoot, 'node_modules', 'typescript', 'bin', 'tsc');
+  const build = spawnSync(process.execPath, [tsc, '-p', 'tsconfig.build.json'], {
+    cwd: projectRoot,
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
+  if (build.status !== 0) {
+    process.stderr.write(`${build.stdout}${build.stderr}${build.error ? `${build.error.message}\n` : ''}`);
+    process.stderr.write('bench: the build failed; fix it, or measure the sources with --tsx\n');
+    process.exit(2);
+  }
 }
 
 /** Starts `webhooks-api serve` (tsx, no build; or dist/) over `dataDir`; resolves once /healthz answers 200. */
