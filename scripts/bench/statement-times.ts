@@ -1,7 +1,7 @@
 // Where a service's SQLite time goes, statement by statement: a diagnostic preload, not part of the service.
 //
 //   STATEMENT_TIMES=/tmp/statements.txt NODE_OPTIONS="--import tsx --import ./scripts/bench/statement-times.ts" \
-//     npm run bench -- --only events --rounds 1
+//     npm run bench -- --only events --event-runs 1
 //
 // Every Node process of the run loads it, but only a `serve` or `worker` process with STATEMENT_TIMES set counts:
 // it wraps better-sqlite3's run/get/all, sums the time of each statement's calls, and when the process exits

@@ -22,7 +22,7 @@ export interface ApiKey {
 /**
  * The stored form of a token, computed on every authenticated request. Node's one-shot `crypto.hash` (20.12 and
  * later) skips the Hash object: 2.2–2.6 µs of a read's busy time against 4.5–5.8 µs for `createHash` and `digest`
- * (read profiles, docs/performance.md, fifth round). Older Node 20 releases take the object path.
+ * (read profiles, docs/performance-history.md, fifth round). Older Node 20 releases take the object path.
  */
 export const hashToken: (token: string) => string =
   typeof crypto.hash === 'function'

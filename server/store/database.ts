@@ -51,7 +51,8 @@ export function openDatabase(location: StoreLocation): Kysely<Database> {
   // for the delivery worker's claims, which need not be).
   // busy_timeout waits for another process's lock instead of failing at once. temp_store=MEMORY keeps the journal
   // of the batcher's savepoints in memory when it outgrows 64 KiB, instead of a temp file opened, written and
-  // unlinked in the transaction (6.26 → 4.45 write system calls per publish; docs/performance.md).
+  // unlinked in the transaction (6.26 → 4.45 write system calls per publish; docs/performance-history.md, fifth
+  // round).
   file.pragma('journal_mode = WAL');
   file.pragma('synchronous = NORMAL');
   file.pragma('busy_timeout = 5000');

@@ -68,9 +68,9 @@ export class WebhookCache {
   /**
    * `read`, with other processes' commits checked for once per turn of the event loop for every read asked in it,
    * instead of once per read: the check is a system call, and it cost a cached read about 10 µs of its CPU on the
-   * bench's machine (docs/performance.md). The answer waits for the turn's check phase (`setImmediate`), so use it
-   * only outside a transaction, where nothing waits on it. Every read still sees every commit made before it was
-   * asked for: the check runs after the ask.
+   * bench's machine (docs/performance-history.md, fourth round). The answer waits for the turn's check phase
+   * (`setImmediate`), so use it only outside a transaction, where nothing waits on it. Every read still sees every
+   * commit made before it was asked for: the check runs after the ask.
    */
   async readChecked<T>(kind: CacheKind, key: string, load: () => Promise<T>): Promise<T> {
     await this.checkThisTurn();

@@ -5,8 +5,8 @@
 // those that say they need no sync of their own (below). Writes that arrive while the log syncs cannot be answered
 // before the sync after it, so they are committed together once the running sync ends, not turn by turn as they
 // arrive: one commit and one disk sync serve them all (inserts of one commit share the pages they append to;
-// docs/performance.md, sixth round). A batch whose writes all say they need no sync of their own asks for none
-// (each sync is a cache flush of the disk, even of a log with nothing new in it): the delivery worker's claims,
+// docs/performance-history.md, sixth round). A batch whose writes all say they need no sync of their own asks for
+// none (each sync is a cache flush of the disk, even of a log with nothing new in it): the delivery worker's claims,
 // four times a second on an idle service and about once per 20 events in the bench, whose leases may be lost in a
 // crash (the deliveries are then claimed and sent again).
 // PostgreSQL overlaps commits across its connections by itself, so there each write is its own transaction.

@@ -234,7 +234,7 @@ describe('the embedded store', () => {
     // The write batcher runs each write in a savepoint, and SQLite journals the pages a savepoint changes. Past 64 KiB
     // (a batch of publishes gets there) that journal spills, with better-sqlite3's default (TEMP_STORE=1), into a
     // temp file opened, unlinked and written in that transaction: system calls this machine makes dear
-    // (docs/performance.md, fifth round).
+    // (docs/performance-history.md, fifth round).
     const store = await sqlite.setup();
     const db = openDatabase(store);
     const tempFilesOpen = () => openFiles().filter((target) => target.includes('etilqs_')).length;
