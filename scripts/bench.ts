@@ -5,7 +5,7 @@
 // Fastify baseline answering the same contract from memory, driven by autocannon from a third process on 127.0.0.1.
 // Writes the table to stdout and the numbers to bench-results/<timestamp>.json. See docs/performance.md.
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { type ParseArgsConfig, parseArgs } from 'node:util';
 import SQLite from 'better-sqlite3';
 import {
   benchPostgresUrl,
@@ -63,7 +63,7 @@ const usage = `Usage: npm run bench -- [options]
   --connections N    concurrent connections (default 10)
   --large N          the large growth size (default 100000, quick 1000)`;
 
-const { values: args } = parseArgs({
+const { values: args } = parseArgsOrExit({
   options: {
     quick: { type: 'boolean', default: false },
     profile: { type: 'boolean', default: false },
@@ -78,6 +78,20 @@ const { values: args } = parseArgs({
     help: { type: 'boolean', default: false },
   },
 });
+
+/** parseArgs, with an unknown or malformed option answered by a line and the usage instead of a stack trace. */
+function parseArgsOrExit<T extends ParseArgsConfig>(config: T): ReturnType<typeof parseArgs<T>> {
+  try {
+    return parseArgs(config);
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    const hint = process.argv.includes('--dist')
+      ? ' (the service runs from dist/ by default now; --tsx runs the sources)'
+      : '';
+    console.error(`bench: ${message}${hint}\n\n${usage}`);
+    process.exit(2);
+  }
+}
 if (args.help) {
   console.log(usage);
   process.exit(0);
