@@ -26,13 +26,24 @@ export interface EventDeliveryResult {
    * same commit spread by about 15 % on this machine, and one run made the verdict a lottery.
    */
   runs?: number[];
+  /**
+   * When several runs were made: how many lost a delivery (or a publish) or received one twice. The median run may be
+   * complete while another was not; the target counts only complete runs as met.
+   */
+  incompleteRuns?: number;
   /** Publish (request built in the driver) to the receiver's first receipt, ms. */
   endToEnd?: LatencySummary;
   /**
    * CPU from the first publish to the last receipt: the service process's (ms per event, and cores), and the whole
    * machine's (cores), which tells how much room the service had on a shared machine.
    */
-  cpu?: { serviceMsPerEvent: number; serviceCores: number; machineCores: number };
+  cpu?: {
+    serviceMsPerEvent: number;
+    serviceCores: number;
+    machineCores: number;
+    /** Queue-drain runs: the worker processes' CPU from their ready lines to the last receipt, ms per event. */
+    workersMsPerEvent?: number;
+  };
   /**
    * Queue-drain runs only (PostgreSQL): every event was published while no worker ran, then the workers were
    * started. deliveriesPerSec is absent there; these describe the drain instead.
@@ -64,6 +75,11 @@ export interface EventBenchContext {
   /** How long to wait for the last delivery after the last publish. */
   drainTimeoutMs: number;
   /**
+   * How long to keep counting after the last first receipt, before the service (or the workers) stop: a second copy of
+   * one of the last events (two workers claiming one row) arrives within this, or is not seen at all.
+   */
+  duplicateWindowMs: number;
+  /**
    * Webhooks of other tenants in the store, none subscribed: a platform's store holds many, and the queue's
    * statements must not cost more for them.
    */
@@ -79,26 +95,45 @@ export function eventsApiInContract(): boolean {
 
 /**
  * `runs` times: starts a service over a fresh store (no webhooks, a key with every permission), measures, stops it.
- * Answers the median run, with every run's rate in `runs`; or the first run that did not measure.
+ * Answers the median run, with every run's rate in `runs`; or the first run that did not measure. `onRun` sees each
+ * run as it ends (the bench warns about incomplete ones).
  */
-export async function measureEventDelivery(ctx: EventBenchContext, runs = 1): Promise<EventDeliveryResult> {
+export async function measureEventDelivery(
+  ctx: EventBenchContext,
+  runs = 1,
+  onRun?: (result: EventDeliveryResult, index: number) => void,
+): Promise<EventDeliveryResult> {
   if (!eventsApiInContract()) {
     return { status: 'not measured', note: `not measured yet (POST ${eventsPath} does not exist)` };
   }
   const results: EventDeliveryResult[] = [];
   for (let i = 0; i < runs; i++) {
     const result = await measureOnce(ctx);
+    onRun?.(result, i);
     if (result.status !== 'measured' || result.deliveriesPerSec === undefined) return result;
     results.push(result);
   }
   return medianRun(results);
 }
 
-/** The median of measured runs by deliveries/s (the lower middle one of an even number), with every run's rate. */
-export function medianRun(results: readonly EventDeliveryResult[]): EventDeliveryResult {
+/** A run in which every event was published and delivered, each once. */
+export const completeRun = (r: EventDeliveryResult) => r.delivered === r.events && r.duplicates === 0;
+
+/**
+ * The median of measured runs by rate (the lower middle one of an even number), with every run's rate and how many
+ * runs were incomplete. `rateOf`: deliveries/s by default; the queue-drain rate for PostgreSQL runs.
+ */
+export function medianRun(
+  results: readonly EventDeliveryResult[],
+  rateOf: (r: EventDeliveryResult) => number = (r) => r.deliveriesPerSec!,
+): EventDeliveryResult {
   if (results.length === 1) return results[0]!;
-  const byRate = [...results].sort((a, b) => a.deliveriesPerSec! - b.deliveriesPerSec!);
-  return { ...byRate[Math.floor((byRate.length - 1) / 2)]!, runs: results.map((r) => r.deliveriesPerSec!) };
+  const byRate = [...results].sort((a, b) => rateOf(a) - rateOf(b));
+  return {
+    ...byRate[Math.floor((byRate.length - 1) / 2)]!,
+    runs: results.map(rateOf),
+    incompleteRuns: results.filter((r) => !completeRun(r)).length,
+  };
 }
 
 async function measureOnce(ctx: EventBenchContext): Promise<EventDeliveryResult> {
@@ -155,13 +190,15 @@ export async function measureEventDeliveryOnPostgres(
       const service = await startService('service (PostgreSQL, API only)', store.dataDir, { ...ctx.service, env });
       children.push(service.process);
       names.push(service.name);
-      const startWorkers = async (): Promise<{ startedAt: number; readyAt: number[] }> => {
+      const startWorkers = async (): Promise<StartedWorkers> => {
         const startedAt = now();
         const readyAt: number[] = [];
+        const pids: number[] = [];
         const started = await Promise.allSettled(
           Array.from({ length: workers }, async () => {
             const child = await startWorker(store.dataDir, { ...ctx.service, env });
             readyAt.push(now());
+            pids.push(child.pid);
             return child;
           }),
         );
@@ -173,7 +210,7 @@ export async function measureEventDeliveryOnPostgres(
         }
         const failed = started.find((outcome) => outcome.status === 'rejected');
         if (failed) throw failed.reason;
-        return { startedAt, readyAt };
+        return { startedAt, readyAt, pids };
       };
       const result = await publishAndAwaitDeliveries(ctx, service, store.token, startWorkers);
       children.forEach((child, i) => child.assertRunning(names[i] ?? `process ${i}`));
@@ -200,7 +237,7 @@ export async function inFreshSchema<T>(
   measure: (databaseUrl: string, schema: string) => Promise<T>,
 ): Promise<T> {
   const schema = `bench_${Math.random().toString(36).slice(2, 10)}`;
-  const admin = new pg.Client({ connectionString: baseUrl });
+  const admin = new pg.Client(benchClientConfig(baseUrl));
   await admin.connect();
   try {
     await admin.query(`create schema ${schema}`);
@@ -212,7 +249,7 @@ export async function inFreshSchema<T>(
     url.searchParams.set('options', `-c search_path=${schema}`);
     return await measure(url.href, schema);
   } finally {
-    const client = new pg.Client({ connectionString: baseUrl });
+    const client = new pg.Client(benchClientConfig(baseUrl));
     await client.connect();
     try {
       await client.query(`drop schema if exists ${schema} cascade`);
@@ -224,6 +261,21 @@ export async function inFreshSchema<T>(
 
 const now = () => performance.timeOrigin + performance.now();
 
+/** The bench's own connections (schema create and drop): bounded, so an unreachable database fails the section. */
+const benchClientConfig = (connectionString: string): pg.ClientConfig => ({
+  connectionString,
+  connectionTimeoutMillis: 5_000,
+  statement_timeout: 60_000,
+  lock_timeout: 30_000,
+});
+
+/** The worker processes of a queue-drain run, once all of them are ready. */
+interface StartedWorkers {
+  startedAt: number;
+  readyAt: number[];
+  pids: number[];
+}
+
 /**
  * Registers one webhook for `order.*` at the receiver, publishes `ctx.events` events from the load driver and waits
  * until every one has been delivered (or the drain timeout passed). With `startWorkers`, the service is expected to
@@ -234,10 +286,11 @@ export async function publishAndAwaitDeliveries(
   ctx: EventBenchContext,
   service: ServerHandle,
   token: string,
-  startWorkers?: () => Promise<{ startedAt: number; readyAt: number[] }>,
+  startWorkers?: () => Promise<StartedWorkers>,
 ): Promise<EventDeliveryResult> {
   const auth = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
   const created = await fetch(`${service.url}/api/web/v1/webhooks`, {
+    signal: AbortSignal.timeout(15_000),
     method: 'POST',
     headers: auth,
     body: JSON.stringify({ callbackUrl: `${ctx.receiver.url}/events`, events: ['order.*'] }),
@@ -246,6 +299,7 @@ export async function publishAndAwaitDeliveries(
     return { status: 'not measured', note: `creating the webhook answered ${created.status}: ${await created.text()}` };
   }
   const probe = await fetch(`${service.url}${eventsPath}`, {
+    signal: AbortSignal.timeout(15_000),
     method: 'POST',
     headers: auth,
     body: JSON.stringify({ type: 'order.created', data: { probe: true } }),
@@ -263,6 +317,8 @@ export async function publishAndAwaitDeliveries(
   let duplicates = 0;
   let lastAt = 0;
   let firstAt = 0;
+  // Every event is expected until the publishes are answered; then only those answered 2xx.
+  let expected = ctx.events;
   let allDelivered: () => void = () => {};
   const done = new Promise<void>((resolve) => (allDelivered = resolve));
   ctx.receiver.onDelivery = ({ headers, body, receivedAt }) => {
@@ -277,7 +333,7 @@ export async function publishAndAwaitDeliveries(
     latencies.push(receivedAt - publishedAt);
     if (latencies.length === 1) firstAt = receivedAt;
     lastAt = receivedAt;
-    if (latencies.length >= ctx.events) allDelivered();
+    if (latencies.length >= expected) allDelivered();
   };
 
   try {
@@ -294,12 +350,20 @@ export async function publishAndAwaitDeliveries(
       warmupSec: 0,
       amount: ctx.events,
     });
-    let workersStarted: { startedAt: number; readyAt: number[] } | undefined;
+    if (publish.ok === 0) {
+      return { status: 'not measured', note: `no publish was answered 2xx (${JSON.stringify(publish.statusCodes)})` };
+    }
+    expected = publish.ok;
+    if (latencies.length >= expected) allDelivered();
+    let workersStarted: StartedWorkers | undefined;
+    let workersCpuBefore = 0;
+    const workersCpu = () => workersStarted!.pids.reduce((sum, pid) => sum + cpuSecondsOf(pid), 0);
     if (startWorkers) {
       if (latencies.length > 0) {
         return { status: 'not measured', note: `${latencies.length} events were delivered before any worker ran` };
       }
       workersStarted = await startWorkers();
+      workersCpuBefore = workersCpu();
     }
     const timer = setTimeout(allDelivered, ctx.drainTimeoutMs);
     await done;
@@ -307,11 +371,16 @@ export async function publishAndAwaitDeliveries(
     const delivered = latencies.length;
     const elapsedSec = (now() - startedAt) / 1000;
     const serviceCpu = cpuSecondsOf(service.process.pid) - serviceCpuBefore;
+    const perEvent = (seconds: number) => round3((seconds * 1000) / Math.max(1, delivered));
     const cpu = {
-      serviceMsPerEvent: round3((serviceCpu * 1000) / Math.max(1, delivered)),
+      serviceMsPerEvent: perEvent(serviceCpu),
       serviceCores: round3(serviceCpu / elapsedSec),
       machineCores: round3((machineBusySeconds() - machineBefore) / elapsedSec),
+      ...(workersStarted ? { workersMsPerEvent: perEvent(workersCpu() - workersCpuBefore) } : {}),
     };
+    // Keep counting second copies a little longer: the processes stop right after this returns.
+    await new Promise((resolve) => setTimeout(resolve, ctx.duplicateWindowMs));
+    const failedPublishes = ctx.events - publish.ok;
     const drainMs = lastAt - firstAt;
     const drain = workersStarted && {
       workers: workersStarted.readyAt.length,
@@ -324,11 +393,14 @@ export async function publishAndAwaitDeliveries(
     return {
       status: 'measured',
       note:
-        delivered < ctx.events
-          ? `only ${delivered} of ${ctx.events} deliveries arrived within ${ctx.drainTimeoutMs} ms of the last ` +
+        (failedPublishes > 0
+          ? `${failedPublishes} of ${ctx.events} publishes were not answered 2xx (${JSON.stringify(publish.statusCodes)}); `
+          : '') +
+        (delivered < expected
+          ? `only ${delivered} of ${expected} deliveries arrived within ${ctx.drainTimeoutMs} ms of the last ` +
             (drain ? 'worker being ready' : 'publish')
           : `${ctx.events} events to 1 webhook of tenant "${benchTenant}", ${ctx.connections} publishing connections, ` +
-            `${ctx.otherWebhooks.toLocaleString('en-US')} webhooks of tenant "${otherTenant}" in the store`,
+            `${ctx.otherWebhooks.toLocaleString('en-US')} webhooks of tenant "${otherTenant}" in the store`),
       events: ctx.events,
       publish: {
         reqPerSec: publish.reqPerSec,

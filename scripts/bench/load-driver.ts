@@ -37,6 +37,9 @@ type Autocannon = (
 const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
 
 let current: AutocannonInstance | undefined;
+/** The job `current` belongs to, and the jobs the bench gave up on (they stop, and run no further part). */
+let currentJob: number | undefined;
+const cancelled = new Set<number>();
 
 function reply(message: DriverMessage): void {
   process.send?.(message);
@@ -101,20 +104,32 @@ async function runOnce(job: LoadJob, seconds: number, captureFailure: boolean): 
   };
 }
 
-async function run(job: LoadJob): Promise<LoadResult> {
+async function run(id: number, job: LoadJob): Promise<LoadResult> {
   let failure: string | undefined;
+  currentJob = id;
   if (job.warmupSec > 0 && !job.amount) failure = (await runOnce(job, job.warmupSec, true)).firstFailure;
+  if (cancelled.has(id)) throw new Error('cancelled');
   const result = await runOnce(job, job.durationSec, job.amount !== undefined);
   const firstFailure = failure ?? result.firstFailure;
   return { ...result, ...(firstFailure !== undefined ? { firstFailure } : {}) };
 }
 
 process.on('message', (message: DriverRequest) => {
-  if (message.type !== 'run') return;
-  run(message.job).then(
-    (result) => reply({ type: 'result', id: message.id, result }),
-    (error: unknown) => reply({ type: 'error', id: message.id, message: error instanceof Error ? error.message : String(error) }),
-  );
+  if (message.type === 'cancel') {
+    cancelled.add(message.id);
+    if (currentJob === message.id) current?.stop();
+    return;
+  }
+  const { id } = message;
+  run(id, message.job)
+    .then(
+      (result) => reply({ type: 'result', id, result }),
+      (error: unknown) => reply({ type: 'error', id, message: error instanceof Error ? error.message : String(error) }),
+    )
+    .finally(() => {
+      if (currentJob === id) currentJob = undefined;
+      cancelled.delete(id);
+    });
 });
 // The bench went away (ended, crashed, killed): stop at once.
 process.on('disconnect', () => {

@@ -46,7 +46,8 @@ export type DriverMessage =
   | { type: 'result'; id: number; result: LoadResult }
   | { type: 'error'; id: number; message: string };
 
-export type DriverRequest = { type: 'run'; id: number; job: LoadJob };
+/** `cancel` stops a job the bench gave up on, so that it does not keep loading a server (or a dead port). */
+export type DriverRequest = { type: 'run'; id: number; job: LoadJob } | { type: 'cancel'; id: number };
 
 export class LoadDriver {
   private nextId = 1;
@@ -86,12 +87,20 @@ export class LoadDriver {
     return this.child.pid;
   }
 
-  /** Runs one job; bounded by its own duration plus a margin. */
-  run(job: LoadJob, timeoutMs = (job.warmupSec + job.durationSec) * 1000 + 60_000): Promise<LoadResult> {
+  /**
+   * Runs one job; bounded by its own duration plus a margin (and 10 ms a request for a job of a fixed number of
+   * requests: at 100 requests/s something is wrong). A job that overruns is stopped in the driver too.
+   */
+  run(
+    job: LoadJob,
+    timeoutMs = (job.warmupSec + job.durationSec) * 1000 + 60_000 + (job.amount ?? 0) * 10,
+  ): Promise<LoadResult> {
     const id = this.nextId++;
     return new Promise<LoadResult>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);
+        const cancel: DriverRequest = { type: 'cancel', id };
+        if (this.child.child.connected) this.child.child.send(cancel);
         reject(new Error(`load job ${job.scenario} on ${job.url} did not finish in ${timeoutMs} ms`));
       }, timeoutMs);
       this.pending.set(id, {

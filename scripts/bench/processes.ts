@@ -189,12 +189,15 @@ export function cpuSecondsOf(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
-/** CPU seconds the whole machine spent busy (all cores, every process), from /proc/stat. */
+/**
+ * CPU seconds the whole machine spent busy (all cores, every process), from /proc/stat. Steal (time the hypervisor
+ * gave our virtual cores to other machines) is left out: no process here used it.
+ */
 export function machineBusySeconds(): number {
   const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!;
   // cpu user nice system idle iowait irq softirq steal …
-  const [user, nice, system, , , irq, softirq, steal] = line.trim().split(/\s+/).slice(1).map(Number);
-  return ((user ?? 0) + (nice ?? 0) + (system ?? 0) + (irq ?? 0) + (softirq ?? 0) + (steal ?? 0)) / 100;
+  const [user, nice, system, , , irq, softirq] = line.trim().split(/\s+/).slice(1).map(Number);
+  return ((user ?? 0) + (nice ?? 0) + (system ?? 0) + (irq ?? 0) + (softirq ?? 0)) / 100;
 }
 
 export const round = (value: number, digits = 2) => {

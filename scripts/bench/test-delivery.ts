@@ -41,8 +41,11 @@ export async function measureTestDelivery(
   samples: number,
   warmup: number,
 ): Promise<TestDeliveryResult> {
-  const api = new Client(service.url, { pipelining: 1 });
-  const direct = new Client(receiver.url, { pipelining: 1 });
+  // A test is bounded by the service's delivery timeout (10 s); a hung service or receiver fails the section in 15 s
+  // instead of waiting for undici's default 300 s per request.
+  const bounded = { pipelining: 1, headersTimeout: 15_000, bodyTimeout: 15_000 };
+  const api = new Client(service.url, bounded);
+  const direct = new Client(receiver.url, bounded);
   receiver.handling = new Samples();
   try {
     const auth = { authorization: `Bearer ${token}` };
