@@ -193,6 +193,7 @@ export class DeliveryStore {
     const cutoff = new Date(Date.now() - autoDisable.afterMs).toISOString();
     const failed: unknown[] = [];
     await writesOf(this.db).run(async (tx) => {
+      if (isPostgres(tx)) await lockWebhooksInOrder(tx, batch);
       // The common case first, in three statements for the whole batch; if that fails, one outcome at a time.
       // A delivery reported twice in one batch (sent, its lease ran out, claimed and sent again) takes the careful
       // path: the bulk write matches outcomes to deliveries by id, which cannot tell the two leases apart.
@@ -368,6 +369,31 @@ export class DeliveryStore {
       .executeTakeFirst();
     return exists ? 'in-flight' : undefined;
   }
+}
+
+/**
+ * PostgreSQL: locks, in id order, the webhooks that recording `batch` may update (those of failed attempts, which set
+ * failing_since or disable, and failing ones, which a success clears), before any outcome is written. Batches of
+ * two worker processes that reach two such webhooks in opposite orders then wait for each other in turn instead of
+ * deadlocking (PostgreSQL would abort one outcome; test/store/outcome-locks.test.ts). The webhook row comes before
+ * the delivery rows, as in a webhook's deletion. A healthy webhook's successes lock nothing here. SQLite has one
+ * writer at a time.
+ */
+async function lockWebhooksInOrder(tx: Kysely<Database>, batch: readonly CompletedAttempt[]): Promise<void> {
+  const all = [...new Set(batch.map(({ delivery }) => delivery.webhook_id))];
+  const failedIn = [...new Set(batch.filter(({ result }) => !result.ok).map(({ delivery }) => delivery.webhook_id))];
+  await tx
+    .selectFrom('webhooks')
+    .select('id')
+    .where('id', 'in', all)
+    .where((eb) =>
+      failedIn.length > 0
+        ? eb.or([eb('id', 'in', failedIn), eb('failing_since', 'is not', null)])
+        : eb('failing_since', 'is not', null),
+    )
+    .orderBy('id')
+    .forNoKeyUpdate()
+    .execute();
 }
 
 /** One delivery row: a publish writes one per subscribed webhook, the test operation one for its attempt. */
