@@ -46,6 +46,8 @@ export class DeliveryWorker {
   private flushing: Promise<void> = Promise.resolve();
   private flushTimer?: NodeJS.Timeout;
   private wake?: () => void;
+  /** notify() was called since the current claim began: that claim may have read the queue before the publish. */
+  private notified = false;
   private pruneTimer?: NodeJS.Timeout;
   private pruning: Promise<void> = Promise.resolve();
   /** Aborted by stop(): a pass of pruning ends after the chunk it is in. */
@@ -81,6 +83,7 @@ export class DeliveryWorker {
 
   /** Tells the worker that deliveries may be due now (a publish or a retry in this process). */
   notify(): void {
+    this.notified = true;
     this.wake?.();
   }
 
@@ -101,17 +104,23 @@ export class DeliveryWorker {
     const { deliveries, leaseMs, maxInFlight, pollMs, log } = this.options;
     while (this.running) {
       let claimed: ClaimedDelivery[] = [];
+      let claimFailed = false;
       const room = maxInFlight - this.inFlight;
+      // Whatever was published before this claim begins, the claim sees.
+      this.notified = false;
       if (room > 0) {
         try {
           claimed = await deliveries.claimDue(room, leaseMs);
         } catch (error) {
+          claimFailed = true;
           log.error({ err: error }, 'delivery worker could not claim deliveries; retrying');
         }
         if (claimed.length > 0) this.dispatch(claimed);
       }
-      // Full batch and room left: look again at once. Otherwise wait for a wake-up or the poll interval.
-      if (claimed.length === 0 || claimed.length < room || this.inFlight >= maxInFlight) {
+      // Told of a publish while claiming, with room: look again at once (the claim may have read the queue before
+      // that publish committed); so too after a full batch with room left. Otherwise wait for a wake-up or the poll.
+      const lookAgain = room > 0 && !claimFailed && this.inFlight < maxInFlight && this.notified;
+      if (!lookAgain && (claimed.length === 0 || claimed.length < room || this.inFlight >= maxInFlight)) {
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, pollMs);
           this.wake = () => {
