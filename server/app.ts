@@ -57,7 +57,9 @@ function sendEmptyBodies(handlers: ServiceHandlers) {
 }
 
 export async function buildApp(config: Config): Promise<FastifyInstance> {
-  const db = openDatabase(config);
+  // The store opens (and migrates) before the app, and so its logger, exists.
+  let log: FastifyBaseLogger | undefined;
+  const db = openDatabase(config, { onIdleConnectionLost: (error) => log && warnConnectionLost(log, error) });
   try {
     await migrateToLatest(db);
   } catch (error) {
@@ -84,6 +86,7 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
     },
     clientErrorHandler: answerClientError(config.requestTimeoutMs),
   });
+  log = app.log;
   app.decorate('db', db);
   app.decorateRequest('principal', null);
   // Once closing, answers end their connection: a keep-alive socket that falls idle only after close began would
@@ -152,6 +155,11 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
     await db.destroy();
   });
   return app;
+}
+
+/** The log line for a lost idle PostgreSQL connection (`OpenOptions.onIdleConnectionLost`), in serve and worker. */
+export function warnConnectionLost(log: FastifyBaseLogger, error: Error): void {
+  log.warn({ err: error }, 'PostgreSQL closed an idle connection; the pool opens a new one for the next query');
 }
 
 export interface WorkerParts {

@@ -30,17 +30,27 @@ export interface StoreLocation {
   databaseUrl?: string;
 }
 
-export function openDatabase(location: StoreLocation): Kysely<Database> {
+export interface OpenOptions {
+  /**
+   * PostgreSQL: told when an idle pooled connection is lost (the server restarted or failed over, or an administrator
+   * ended the session). The pool drops it and opens a new one for the next query; this is for the log.
+   */
+  onIdleConnectionLost?: (error: Error) => void;
+}
+
+export function openDatabase(location: StoreLocation, options: OpenOptions = {}): Kysely<Database> {
   if (location.databaseUrl) {
     // Bounded waits: an unreachable database makes /healthz answer 503 and requests fail, instead of hanging.
+    // application_name names the sessions in pg_stat_activity; an application_name in the URL takes precedence.
     const pool = new pg.Pool({
       connectionString: location.databaseUrl,
+      application_name: 'webhooks-api',
       max: 10,
       connectionTimeoutMillis: 5_000,
       statement_timeout: 30_000,
     });
     // An idle client that loses its server emits 'error'; without a listener that would crash the process.
-    pool.on('error', () => {});
+    pool.on('error', (error) => options.onIdleConnectionLost?.(error));
     return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   }
   mkdirSync(location.dataDir, { recursive: true });
