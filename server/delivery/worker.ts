@@ -262,7 +262,9 @@ export class DeliveryWorker {
         .complete(batch, this.autoDisable)
         .catch((error: unknown) => {
           // Their leases run out and they are sent again: at least once still holds.
-          this.options.log.error({ err: error, count: batch.length }, 'could not record delivery outcomes');
+          // Part of a batch may have been recorded: its AggregateError holds one error per outcome that was not.
+          const count = error instanceof AggregateError ? error.errors.length : batch.length;
+          this.options.log.error({ err: error, count, of: batch.length }, 'could not record delivery outcomes');
         }),
     );
     return this.flushing;
