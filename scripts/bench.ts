@@ -21,7 +21,15 @@ import {
   seedEventStore,
 } from './bench/events.js';
 import { type LoadJob, LoadDriver } from './bench/load.js';
-import { cpuSecondsOf, installCleanup, machineBusySeconds, memoryOf, projectRoot, round } from './bench/processes.js';
+import {
+  cpuSecondsOf,
+  installCleanup,
+  machineBusySeconds,
+  memoryOf,
+  projectRoot,
+  round,
+  stopBench,
+} from './bench/processes.js';
 import { mainProfileIn, summarizeProfile } from './bench/profile.js';
 import { Receiver } from './bench/receiver.js';
 import {
@@ -155,7 +163,7 @@ installCleanup();
 const budgetMs = (quick ? 3 : 15) * 60_000 + (profiling ? 5 * 60_000 : 0);
 setTimeout(() => {
   console.error(`bench: gave up after ${budgetMs / 60_000} minutes`);
-  process.exit(1);
+  stopBench(1);
 }, budgetMs).unref();
 
 const log = (text: string) => process.stderr.write(`${text}\n`);

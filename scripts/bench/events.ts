@@ -3,7 +3,7 @@
 // measureEventDelivery sets up; publishAndAwaitDeliveries is the measurement (the profiler reuses it).
 import pg from 'pg';
 import type { LoadDriver, LoadResult } from './load.js';
-import { cpuSecondsOf, machineBusySeconds, type NodeChild } from './processes.js';
+import { cpuSecondsOf, machineBusySeconds, type NodeChild, onStop } from './processes.js';
 import type { Receiver } from './receiver.js';
 import { benchTenant, seedStore, type ServerHandle, type ServiceOptions, startService, startWorker } from './servers.js';
 import { contractHasPath } from './contract.js';
@@ -229,26 +229,16 @@ export async function measureEventDeliveryOnPostgres(
 }
 
 /**
- * Runs `measure` with a URL of `baseUrl` whose tables live in a fresh schema `bench_<random>`, dropped afterwards
- * (also on error), so a bench run neither reads nor leaves anything in the database's own schemas.
+ * Runs `measure` with a URL of `baseUrl` whose tables live in a fresh schema `bench_<pid>_<random>`, dropped
+ * afterwards (also on error, on Ctrl-C and when the time budget runs out: processes.ts, onStop), so a bench run
+ * neither reads nor leaves anything in the database's own schemas. The pid names the bench process that made it.
  */
 export async function inFreshSchema<T>(
   baseUrl: string,
   measure: (databaseUrl: string, schema: string) => Promise<T>,
 ): Promise<T> {
-  const schema = `bench_${Math.random().toString(36).slice(2, 10)}`;
-  const admin = new pg.Client(benchClientConfig(baseUrl));
-  await admin.connect();
-  try {
-    await admin.query(`create schema ${schema}`);
-  } finally {
-    await admin.end();
-  }
-  try {
-    const url = new URL(baseUrl);
-    url.searchParams.set('options', `-c search_path=${schema}`);
-    return await measure(url.href, schema);
-  } finally {
+  const schema = `bench_${process.pid}_${Math.random().toString(36).slice(2, 10)}`;
+  const drop = async () => {
     const client = new pg.Client(benchClientConfig(baseUrl));
     await client.connect();
     try {
@@ -256,6 +246,22 @@ export async function inFreshSchema<T>(
     } finally {
       await client.end();
     }
+  };
+  const admin = new pg.Client(benchClientConfig(baseUrl));
+  await admin.connect();
+  try {
+    await admin.query(`create schema ${schema}`);
+  } finally {
+    await admin.end();
+  }
+  const unregister = onStop(drop);
+  try {
+    const url = new URL(baseUrl);
+    url.searchParams.set('options', `-c search_path=${schema}`);
+    return await measure(url.href, schema);
+  } finally {
+    unregister();
+    await drop();
   }
 }
 

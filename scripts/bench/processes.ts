@@ -38,9 +38,41 @@ function removeTempDirs(): void {
   tempDirs.clear();
 }
 
+const asyncCleanups = new Set<() => Promise<void>>();
+
+/**
+ * Registers clean-up that needs I/O (a PostgreSQL schema to drop), run also when the bench is stopped early (a
+ * signal, the time budget, an uncaught error). Returns the function that unregisters it, for when it ran normally.
+ */
+export function onStop(cleanup: () => Promise<void>): () => void {
+  asyncCleanups.add(cleanup);
+  return () => asyncCleanups.delete(cleanup);
+}
+
+/** Longest the early stop waits for the registered clean-ups before it exits anyway. */
+const cleanupBoundMs = 10_000;
+let stopping = false;
+
+/**
+ * Ends the bench early with `code`: kills the children (whose connections would hold locks a clean-up waits for),
+ * runs the registered clean-ups (bounded by cleanupBoundMs), then exits; 'exit' removes the temp folders.
+ */
+export function stopBench(code: number): void {
+  if (stopping) return;
+  stopping = true;
+  killAllChildren('SIGKILL');
+  const cleanups = [...asyncCleanups].map((cleanup) =>
+    cleanup().catch((error: unknown) =>
+      process.stderr.write(`bench: clean-up failed: ${error instanceof Error ? error.message : String(error)}\n`),
+    ),
+  );
+  const bound = new Promise((resolve) => setTimeout(resolve, cleanupBoundMs).unref());
+  void Promise.race([Promise.all(cleanups), bound]).then(() => process.exit(code));
+}
+
 let installed = false;
 
-/** Makes sure children and temp folders go away however the bench ends. Call once, first thing. */
+/** Makes sure children, temp folders and registered clean-ups go away however the bench ends. Call once, first. */
 export function installCleanup(): void {
   if (installed) return;
   installed = true;
@@ -51,17 +83,16 @@ export function installCleanup(): void {
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.once(signal, () => {
       process.stderr.write(`\nbench: ${signal} received, stopping ${children.size} child process(es)\n`);
-      // 'exit' SIGKILLs whatever is still running and removes the temp folders.
-      process.exit(signal === 'SIGINT' ? 130 : 143);
+      stopBench(signal === 'SIGINT' ? 130 : 143);
     });
   }
   process.on('uncaughtException', (error) => {
     process.stderr.write(`bench: failed: ${error.stack ?? String(error)}\n`);
-    process.exit(1);
+    stopBench(1);
   });
   process.on('unhandledRejection', (error) => {
     process.stderr.write(`bench: failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-    process.exit(1);
+    stopBench(1);
   });
 }
 
