@@ -1,8 +1,8 @@
 // The store's disk work per write, counted rather than timed: timings on a shared machine move by 10–30 % between
-// runs, these counts do not. In this process alone (no HTTP), it fills a fresh SQLite store, then makes webhooks
-// and publishes events in batches of 10 through the real stores (one commit per batch, as the write batcher groups
-// concurrent requests), and prints per write what /proc/self/io counted meanwhile: write and read system calls and
-// bytes written (almost all of it WAL frames: SQLite writes every changed page once per commit).
+// runs, these counts do not. In this process alone (no HTTP), it fills a fresh SQLite store, then makes webhooks,
+// updates them and publishes events in batches of 10 through the real stores (one commit per batch, as the write
+// batcher groups concurrent requests), and prints per write what /proc/self/io counted meanwhile: write and read
+// system calls and bytes written (almost all of it WAL frames: SQLite writes every changed page once per commit).
 //
 //   npx tsx scripts/bench/store-io.ts [--webhooks 20000] [--writes 3000]
 //
@@ -65,7 +65,15 @@ try {
   for (let i = 0; i < 100; i++) await events.publish('bench', { type: 'order.created', data: { i } });
 
   console.log(`store: ${prefill} webhooks of another tenant; ${writes} writes per line, ${batch} per commit`);
-  await counted('create a webhook', writes, (i) => webhooks.create('made', parms('made', i), secret));
+  const made: string[] = [];
+  await counted('create a webhook', writes, async (i) => {
+    made.push((await webhooks.create('made', parms('made', i), secret)).id);
+  });
+  // As the bench's update scenario: a random one of the tenant's webhooks, a new callback URL each time.
+  let updates = 0;
+  await counted(`update a webhook (a random one of ${writes})`, writes, (i) =>
+    webhooks.replace('made', made[(i * 7919) % made.length]!, parms('moved', updates++)),
+  );
   await counted('publish an event (one delivery)', writes, (i) =>
     events.publish('bench', { type: 'order.created', data: { orderId: i, total: 4200 } }),
   );
