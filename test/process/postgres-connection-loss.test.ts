@@ -81,8 +81,9 @@ describe.skipIf(!postgres.available)('a lost idle PostgreSQL connection', () => 
 
   it('worker logs it at warn and goes on claiming from a new connection', async () => {
     const { store, url, name } = await storeWithName();
-    // A claim every 300 ms: the session is idle almost all the time, and a new one must appear for the next claim.
-    const worker = await startWorker({ DATA_DIR: store.dataDir, DATABASE_URL: url, DELIVERY_POLL_INTERVAL: '300ms' });
+    // A claim every 2 s, a millisecond or two each: the session is idle when it is ended (a claim running then would
+    // fail and be logged as such instead), and a new one must appear for the next claim.
+    const worker = await startWorker({ DATA_DIR: store.dataDir, DATABASE_URL: url, DELIVERY_POLL_INTERVAL: '2s' });
     stops.push(async () => {
       worker.child.kill('SIGTERM');
       await worker.exited;
