@@ -57,16 +57,6 @@ function sendEmptyBodies(handlers: ServiceHandlers) {
 }
 
 export async function buildApp(config: Config): Promise<FastifyInstance> {
-  // The store opens (and migrates) before the app, and so its logger, exists.
-  let log: FastifyBaseLogger | undefined;
-  const db = openDatabase(config, { onIdleConnectionLost: (error) => log && warnConnectionLost(log, error) });
-  try {
-    await migrateToLatest(db);
-  } catch (error) {
-    await db.destroy();
-    throw error;
-  }
-
   const app = Fastify({
     logger: {
       level: config.logLevel,
@@ -86,7 +76,15 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
     },
     clientErrorHandler: answerClientError(config.requestTimeoutMs),
   });
-  log = app.log;
+  // The store opens (and migrates) once the app, and so its logger, exists.
+  const db = openDatabase(config, { onIdleConnectionLost: (error) => warnConnectionLost(app.log, error) });
+  try {
+    await migrateToLatest(db);
+  } catch (error) {
+    await db.destroy();
+    await app.close();
+    throw error;
+  }
   app.decorate('db', db);
   app.decorateRequest('principal', null);
   // Once closing, answers end their connection: a keep-alive socket that falls idle only after close began would
@@ -159,7 +157,12 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
 
 /** The log line for a lost idle PostgreSQL connection (`OpenOptions.onIdleConnectionLost`), in serve and worker. */
 export function warnConnectionLost(log: FastifyBaseLogger, error: Error): void {
-  log.warn({ err: error }, 'PostgreSQL closed an idle connection; the pool opens a new one for the next query');
+  // The message and code only: pg's error carries the whole client object, connection parameters and all.
+  const { code } = error as { code?: unknown };
+  log.warn(
+    { reason: error.message, ...(typeof code === 'string' ? { code } : {}) },
+    'PostgreSQL closed an idle connection; the pool opens a new one for the next query',
+  );
 }
 
 export interface WorkerParts {

@@ -41,10 +41,10 @@ export interface OpenOptions {
 export function openDatabase(location: StoreLocation, options: OpenOptions = {}): Kysely<Database> {
   if (location.databaseUrl) {
     // Bounded waits: an unreachable database makes /healthz answer 503 and requests fail, instead of hanging.
-    // application_name names the sessions in pg_stat_activity; an application_name in the URL takes precedence.
+    // The sessions are named webhooks-api in pg_stat_activity, unless the URL or PGAPPNAME names them.
     const pool = new pg.Pool({
       connectionString: location.databaseUrl,
-      application_name: 'webhooks-api',
+      fallback_application_name: 'webhooks-api',
       max: 10,
       connectionTimeoutMillis: 5_000,
       statement_timeout: 30_000,
