@@ -24,6 +24,7 @@ import { type LoadJob, LoadDriver } from './bench/load.js';
 import {
   cpuSecondsOf,
   installCleanup,
+  isStopping,
   machineBusySeconds,
   memoryOf,
   projectRoot,
@@ -71,8 +72,9 @@ const usage = `Usage: npm run bench -- [options]
   --duration S       measured seconds per run (default 5, quick 1.5)
   --rounds N         A/B rounds (default 4, quick 1)
   --event-runs N     SQLite event-delivery runs, each on a fresh service; the median run is judged (default 3, quick 1)
-  --postgres-runs N  PostgreSQL queue-drain runs per worker count, 1 and 2 workers alternated (default 2; full runs
-                     with TEST_DATABASE_URL or DATABASE_URL only); each side's median run is judged
+  --postgres-runs N  PostgreSQL queue-drain runs per worker count, 1 and 2 workers alternated (default 2), with
+                     TEST_DATABASE_URL or DATABASE_URL: in full runs, and in --quick runs that give this option;
+                     each side's median run is judged
   --connections N    concurrent connections (default 10)
   --large N          the large growth size (default 100000, quick 1000)`;
 
@@ -474,8 +476,8 @@ async function main(): Promise<void> {
     const postgresUrl = benchPostgresUrl();
     if (!postgresUrl) {
       postgresEvents = { note: 'not measured (set TEST_DATABASE_URL)' };
-    } else if (quick) {
-      postgresEvents = { note: 'full run only' };
+    } else if (quick && args['postgres-runs'] === undefined) {
+      postgresEvents = { note: 'full runs only, or --quick with --postgres-runs N' };
     } else {
       postgresEvents = {};
       // One and two workers alternated, so that the machine's drift falls on both; each side's median run is judged.
@@ -549,4 +551,5 @@ async function main(): Promise<void> {
 }
 
 await main();
-process.exit(0);
+// Stopped meanwhile (a signal, the watchdog): stopBench exits once its clean-ups are done, with its own code.
+if (!isStopping()) process.exit(0);

@@ -168,10 +168,11 @@ export function benchPostgresUrl(): string | undefined {
 }
 
 /**
- * Event delivery on PostgreSQL as a queue drain, in a fresh schema `bench_<random>` (dropped afterwards, also on
- * error). `serve` runs with DELIVERY_WORKER=false (API only) in both cases; all `ctx.events` events are published
- * while no worker runs, then `workers` `webhooks-api worker` processes (same environment) are started, and the rate is
- * the deliveries over first receipt → last receipt. Publishing is out of the window, so the figure is the workers'.
+ * Event delivery on PostgreSQL as a queue drain, in a fresh schema `bench_<pid>_<random>` (inFreshSchema: dropped
+ * afterwards, also on error or Ctrl-C). `serve` runs with DELIVERY_WORKER=false (API only) in both cases; all
+ * `ctx.events` events are published while no worker runs, then `workers` `webhooks-api worker` processes (same
+ * environment) are started, and the rate is the deliveries over first receipt → last receipt. Publishing is out of
+ * the window, so the figure is the workers'.
  */
 export async function measureEventDeliveryOnPostgres(
   ctx: EventBenchContext,
@@ -232,6 +233,8 @@ export async function measureEventDeliveryOnPostgres(
  * Runs `measure` with a URL of `baseUrl` whose tables live in a fresh schema `bench_<pid>_<random>`, dropped
  * afterwards (also on error, on Ctrl-C and when the time budget runs out: processes.ts, onStop), so a bench run
  * neither reads nor leaves anything in the database's own schemas. The pid names the bench process that made it.
+ * Every session opened with the URL (the bench's own seeding, `serve`, the workers) carries the schema's name as its
+ * application_name, so the drop can end those still open, which would otherwise hold it up with their locks.
  */
 export async function inFreshSchema<T>(
   baseUrl: string,
@@ -239,29 +242,46 @@ export async function inFreshSchema<T>(
 ): Promise<T> {
   const schema = `bench_${process.pid}_${Math.random().toString(36).slice(2, 10)}`;
   const drop = async () => {
-    const client = new pg.Client(benchClientConfig(baseUrl));
+    const client = new pg.Client({ ...benchClientConfig(baseUrl), lock_timeout: 5_000 });
     await client.connect();
     try {
+      await client.query(
+        `select pg_terminate_backend(pid) from pg_stat_activity
+          where application_name = $1 and pid <> pg_backend_pid()`,
+        [schema],
+      );
       await client.query(`drop schema if exists ${schema} cascade`);
     } finally {
       await client.end();
     }
   };
-  const admin = new pg.Client(benchClientConfig(baseUrl));
-  await admin.connect();
+  // Registered first: a stop that comes while the schema is being made drops it too (the drop is "if exists").
+  const unregister = onStop(`drop the PostgreSQL schema ${schema} (drop it by hand)`, drop);
+  let measured = false;
   try {
-    await admin.query(`create schema ${schema}`);
-  } finally {
-    await admin.end();
-  }
-  const unregister = onStop(drop);
-  try {
+    const admin = new pg.Client(benchClientConfig(baseUrl));
+    await admin.connect();
+    try {
+      await admin.query(`create schema ${schema}`);
+    } finally {
+      await admin.end();
+    }
     const url = new URL(baseUrl);
     url.searchParams.set('options', `-c search_path=${schema}`);
-    return await measure(url.href, schema);
+    url.searchParams.set('application_name', schema);
+    const result = await measure(url.href, schema);
+    measured = true;
+    return result;
   } finally {
     unregister();
-    await drop();
+    try {
+      await drop();
+    } catch (error) {
+      // After a failed measurement, its error is the one to report; this one is only told.
+      if (measured) throw error;
+      const message = error instanceof Error ? error.message : String(error);
+      process.stderr.write(`bench: could not drop the PostgreSQL schema ${schema} (drop it by hand): ${message}\n`);
+    }
   }
 }
 

@@ -38,36 +38,54 @@ function removeTempDirs(): void {
   tempDirs.clear();
 }
 
-const asyncCleanups = new Set<() => Promise<void>>();
+let stopping = false;
+
+/** Clean-ups that need I/O (a PostgreSQL schema to drop), by what they do, for the message when one cannot finish. */
+const asyncCleanups = new Map<() => Promise<void>, string>();
 
 /**
- * Registers clean-up that needs I/O (a PostgreSQL schema to drop), run also when the bench is stopped early (a
- * signal, the time budget, an uncaught error). Returns the function that unregisters it, for when it ran normally.
+ * Registers clean-up that needs I/O, run also when the bench is stopped early (a signal, the time budget, an
+ * uncaught error). `what` names it in a message if it cannot finish. Returns the function that unregisters it,
+ * for when it ran normally. Once the bench is stopping it refuses, so nothing new is started that the stop misses.
  */
-export function onStop(cleanup: () => Promise<void>): () => void {
-  asyncCleanups.add(cleanup);
+export function onStop(what: string, cleanup: () => Promise<void>): () => void {
+  if (stopping) throw new Error('the bench is stopping');
+  asyncCleanups.set(cleanup, what);
   return () => asyncCleanups.delete(cleanup);
 }
 
 /** Longest the early stop waits for the registered clean-ups before it exits anyway. */
 const cleanupBoundMs = 10_000;
-let stopping = false;
+
+/** True once stopBench ran: the bench's own flow must not end the process with its normal exit code then. */
+export const isStopping = () => stopping;
 
 /**
  * Ends the bench early with `code`: kills the children (whose connections would hold locks a clean-up waits for),
- * runs the registered clean-ups (bounded by cleanupBoundMs), then exits; 'exit' removes the temp folders.
+ * runs the registered clean-ups (bounded by cleanupBoundMs; the timer holds the process until then), then exits;
+ * 'exit' removes the temp folders. What did not finish in time is named.
  */
 export function stopBench(code: number): void {
   if (stopping) return;
   stopping = true;
   killAllChildren('SIGKILL');
-  const cleanups = [...asyncCleanups].map((cleanup) =>
-    cleanup().catch((error: unknown) =>
-      process.stderr.write(`bench: clean-up failed: ${error instanceof Error ? error.message : String(error)}\n`),
-    ),
+  const unfinished = new Set(asyncCleanups.values());
+  const cleanups = [...asyncCleanups].map(([cleanup, what]) =>
+    Promise.resolve()
+      .then(cleanup)
+      .catch((error: unknown) =>
+        process.stderr.write(`bench: could not ${what}: ${error instanceof Error ? error.message : String(error)}\n`),
+      )
+      .finally(() => unfinished.delete(what)),
   );
-  const bound = new Promise((resolve) => setTimeout(resolve, cleanupBoundMs).unref());
-  void Promise.race([Promise.all(cleanups), bound]).then(() => process.exit(code));
+  let timer: NodeJS.Timeout | undefined;
+  const bound = new Promise<void>((resolve) => (timer = setTimeout(resolve, cleanupBoundMs)));
+  void Promise.race([Promise.all(cleanups), bound]).then(() => {
+    clearTimeout(timer);
+    // Those that failed said so already; these were still running.
+    for (const what of unfinished) process.stderr.write(`bench: did not ${what} within ${cleanupBoundMs / 1000} s\n`);
+    process.exit(code);
+  });
 }
 
 let installed = false;
@@ -80,17 +98,21 @@ export function installCleanup(): void {
     killAllChildren('SIGKILL');
     removeTempDirs();
   });
+  const exitCodes = { SIGINT: 130, SIGHUP: 129, SIGTERM: 143 } as const;
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.once(signal, () => {
       process.stderr.write(`\nbench: ${signal} received, stopping ${children.size} child process(es)\n`);
-      stopBench(signal === 'SIGINT' ? 130 : 143);
+      stopBench(exitCodes[signal]);
     });
   }
   process.on('uncaughtException', (error) => {
+    if (stopping) return;
     process.stderr.write(`bench: failed: ${error.stack ?? String(error)}\n`);
     stopBench(1);
   });
   process.on('unhandledRejection', (error) => {
+    // While stopping, the bench's own flow fails as its children die: that is not news.
+    if (stopping) return;
     process.stderr.write(`bench: failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
     stopBench(1);
   });
@@ -120,6 +142,8 @@ export interface SpawnNodeOptions {
 
 /** Runs a TypeScript entry (path relative to the project root) in its own Node process through tsx. */
 export function spawnNode(entry: string, args: string[], options: SpawnNodeOptions): NodeChild {
+  // Started after killAllChildren, a child would outlive the stop.
+  if (stopping) throw new Error(`the bench is stopping; not starting ${entry}`);
   const loader = options.tsx === false ? [] : ['--import', 'tsx'];
   const child = spawn(process.execPath, [...(options.nodeArgs ?? []), ...loader, entry, ...args], {
     cwd: projectRoot,

@@ -20,6 +20,7 @@ import { DeliveryStore } from '../../server/store/deliveries.js';
 import { EventStore } from '../../server/store/events.js';
 import { WebhookStore } from '../../server/store/webhooks.js';
 import { benchPostgresUrl, inFreshSchema } from './events.js';
+import { installCleanup } from './processes.js';
 
 const { values } = parseArgs({
   options: { backlog: { type: 'string', default: '20000' }, 'no-analyze': { type: 'boolean', default: false } },
@@ -81,6 +82,8 @@ async function measure(name: string, databaseUrl?: string): Promise<void> {
   }
 }
 
+// Ctrl-C drops the PostgreSQL schema too (inFreshSchema registers it).
+installCleanup();
 console.log(`backlog of ${backlog} due deliveries to one limited webhook, claims of ${claimSize}`);
 await measure('SQLite');
 const postgresUrl = benchPostgresUrl();
