@@ -77,7 +77,7 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
     clientErrorHandler: answerClientError(config.requestTimeoutMs),
   });
   // The store opens (and migrates) once the app, and so its logger, exists.
-  const db = openDatabase(config, { onIdleConnectionLost: (error) => warnConnectionLost(app.log, error) });
+  const db = openDatabase(config, { log: app.log });
   try {
     await migrateToLatest(db);
   } catch (error) {
@@ -153,16 +153,6 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
     await db.destroy();
   });
   return app;
-}
-
-/** The log line for a lost idle PostgreSQL connection (`OpenOptions.onIdleConnectionLost`), in serve and worker. */
-export function warnConnectionLost(log: FastifyBaseLogger, error: Error): void {
-  // The message and code only: pg's error carries the whole client object, connection parameters and all.
-  const { code } = error as { code?: unknown };
-  log.warn(
-    { reason: error.message, ...(typeof code === 'string' ? { code } : {}) },
-    'PostgreSQL closed an idle connection; the pool opens a new one for the next query',
-  );
 }
 
 export interface WorkerParts {

@@ -1,7 +1,7 @@
 // The `webhooks-api` command line: serve (what `npm start` runs), migrate, and API key management.
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
-import { buildApp, createSender, createWorker, warnConnectionLost } from './app.js';
+import { buildApp, createSender, createWorker } from './app.js';
 import { type Config, ConfigError, loadConfig, parseDuration } from './config.js';
 import { contractPermissions } from './contract.js';
 import { ApiKeyStore } from './store/api-keys.js';
@@ -129,7 +129,7 @@ async function serve(config: Config): Promise<void> {
 /** The delivery worker alone, without the HTTP API: more of them share the work on PostgreSQL. */
 async function worker(config: Config): Promise<void> {
   const log = pino({ level: config.logLevel });
-  const db = openDatabase(config, { onIdleConnectionLost: (error) => warnConnectionLost(log, error) });
+  const db = openDatabase(config, { log });
   await migrateToLatest(db);
   const sender = createSender(config);
   const deliveryWorker = createWorker(config, {

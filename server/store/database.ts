@@ -32,10 +32,10 @@ export interface StoreLocation {
 
 export interface OpenOptions {
   /**
-   * PostgreSQL: told when an idle pooled connection is lost (the server restarted or failed over, or an administrator
-   * ended the session). The pool drops it and opens a new one for the next query; this is for the log.
+   * PostgreSQL: where a lost idle pooled connection is told, at warn (the server restarted or failed over, or an
+   * administrator ended the session). The pool drops it and opens a new one for the next query by itself.
    */
-  onIdleConnectionLost?: (error: Error) => void;
+  log?: { warn(fields: object, message: string): void };
 }
 
 export function openDatabase(location: StoreLocation, options: OpenOptions = {}): Kysely<Database> {
@@ -49,8 +49,15 @@ export function openDatabase(location: StoreLocation, options: OpenOptions = {})
       connectionTimeoutMillis: 5_000,
       statement_timeout: 30_000,
     });
-    // An idle client that loses its server emits 'error'; without a listener that would crash the process.
-    pool.on('error', (error) => options.onIdleConnectionLost?.(error));
+    // An idle client that loses its server emits 'error'; without a listener that would crash the process. Logged
+    // with pg's message and code only: its error carries the whole client object, connection parameters and all.
+    pool.on('error', (error) => {
+      const { code } = error as { code?: unknown };
+      options.log?.warn(
+        { reason: error.message, ...(typeof code === 'string' ? { code } : {}) },
+        'PostgreSQL closed an idle connection; the pool opens a new one for the next query',
+      );
+    });
     return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   }
   mkdirSync(location.dataDir, { recursive: true });
